@@ -1,0 +1,86 @@
+"""The ``pattnet`` command: wires stages together and turns user errors into one line.
+
+Each sub-command lives in ``pattnet.commands.<name>`` with ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``. Command modules import heavy libraries (torch, MediaPipe) inside ``run`` so
+that ``pattnet --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from pattnet.errors import PattnetError
+
+# Order is the order of the pipeline, which is the order ``--help`` shows.
+COMMANDS = [
+    "demo",
+    "synth",
+    "register",
+    "prepare",
+    "stats",
+    "train",
+    "evaluate",
+    "report",
+    "export",
+    "detect",
+]
+
+
+def _available_commands() -> list[tuple[str, object]]:
+    out = []
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"pattnet.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"pattnet.commands.{name}":
+                continue  # stage not built yet
+            raise
+        out.append((name, mod))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pattnet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pattnet",
+        description="PAttNet facial action unit detection with open 3D face registration.",
+    )
+    parser.add_argument("--version", action="version", version=f"pattnet {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, mod in _available_commands():
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)  # type: ignore[attr-defined]
+        mod.add_arguments(p)  # type: ignore[attr-defined]
+        p.set_defaults(_run=mod.run)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pattnet.utils import setup_logging
+
+    setup_logging(args.verbose)
+    try:
+        rc = args._run(args)
+    except PattnetError as exc:
+        print(f"pattnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pattnet: interrupted (completed work is kept; run the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 1
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""``pattnet stats``: AU base rates, w_pos per fold and the AU co-occurrence figure.
+
+Works on a patch store (``store.json``) or straight on a dataset root, so a user can check the
+labels (and the weights training will use) before spending hours on preparation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "AU base rates, positive-class weights per fold and the AU co-occurrence (Jaccard) figure"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="STORE_OR_ROOT",
+                        help="a patch store (folder with store.json) or a dataset root / "
+                             "manifest CSV")
+    parser.add_argument("--dataset", choices=("bp4d", "disfa", "manifest"), default=None,
+                        help="dataset layout of a root (guessed from the layout when left out); "
+                             "for a store, the published folds to use")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: STORE/stats for a store, ./stats otherwise)")
+    parser.add_argument("--threshold", type=int, default=None,
+                        help="DISFA: intensity at which an AU counts as present (default 2)")
+    parser.add_argument("--folds", type=int, default=3, help="k for k-fold by subject (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold and val split")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="share of training subjects held out for validation (default 0.15)")
+    parser.add_argument("--all-frames", action="store_true",
+                        help="store: also count frames whose registration failed")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pattnet.stats import compute_stats, format_stats, is_store, load_labels, write_stats
+
+    path = Path(args.path).expanduser()
+    labels = load_labels(path, args.dataset, registered_only=not args.all_frames,
+                         threshold=args.threshold)
+    stats = compute_stats(labels.table, labels.dataset, args.folds, args.seed, args.val_fraction)
+    out = args.out or (path / "stats" if is_store(path) else Path("stats"))
+    files = write_stats(stats, out, {"source": str(path), "kind": labels.kind,
+                                     "dataset": labels.dataset, "notes": labels.notes,
+                                     "problems": labels.problems})
+    for note in labels.notes:
+        print(f"note: {note}")
+    if labels.problems:
+        print(f"{len(labels.problems)} problem(s) in the labels (listed in {out}/stats.json):")
+        for p in labels.problems[:10]:
+            print(f"  {p}")
+        if len(labels.problems) > 10:
+            print(f"  ... {len(labels.problems) - 10} more")
+    print(format_stats(stats))
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0

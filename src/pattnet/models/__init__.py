@@ -1,0 +1,93 @@
+"""Model registry, timm style: ``create_model(name, aus=..., **cfg)``.
+
+Names:
+
+- ``pattnet``: the paper, sigmoid patch attention, one network per AU.
+- ``pattnet-softmax``: the paper's softmax-attention ablation, one network per AU.
+- ``pattnet-multilabel``: beyond the paper: shared encoders, one context vector and head per AU,
+  all AUs in one forward pass, an AU x patch attention map per frame.
+- ``single-patch``: baseline CNN on one patch (``patch=1..9``), one network per AU.
+- ``holistic``: baseline CNN on the 200x200 registered face, one network per AU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import Any
+
+from pattnet import BP4D_AUS
+from pattnet.errors import PattnetError
+from pattnet.models.networks import AUModel, ModelConfig, ModelOutput, build
+
+_REGISTRY: dict[str, tuple[Callable[..., AUModel], str]] = {}
+
+
+def register_model(name: str, description: str) -> Callable:
+    def deco(fn: Callable[..., AUModel]) -> Callable[..., AUModel]:
+        _REGISTRY[name] = (fn, description)
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def describe_models() -> dict[str, str]:
+    return {k: v[1] for k, v in sorted(_REGISTRY.items())}
+
+
+def _cfg(kwargs: dict[str, Any]) -> ModelConfig:
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise PattnetError(f"unknown model option(s) {', '.join(unknown)}; known: {sorted(known)}")
+    return ModelConfig(**kwargs)
+
+
+@register_model("pattnet", "PAttNet, sigmoid patch attention, one network per AU (the paper)")
+def _pattnet(aus: Sequence[int], mode: str = "per-au", **kw: Any) -> AUModel:
+    return build("pattnet", list(aus), _cfg(kw), mode, "pattnet", "sigmoid")
+
+
+@register_model("pattnet-softmax", "PAttNet with softmax attention (paper's ablation)")
+def _pattnet_softmax(aus: Sequence[int], mode: str = "per-au", **kw: Any) -> AUModel:
+    return build("pattnet-softmax", list(aus), _cfg(kw), mode, "pattnet", "softmax")
+
+
+@register_model("pattnet-multilabel",
+                "shared patch encoders, one attention context + head per AU, one forward pass")
+def _pattnet_multilabel(aus: Sequence[int], mode: str = "multilabel", **kw: Any) -> AUModel:
+    return build("pattnet-multilabel", list(aus), _cfg(kw), mode, "pattnet", "sigmoid")
+
+
+@register_model("single-patch", "baseline CNN on one patch P1..P9, one network per AU")
+def _single_patch(aus: Sequence[int], mode: str = "per-au", **kw: Any) -> AUModel:
+    return build("single-patch", list(aus), _cfg(kw), mode, "single-patch")
+
+
+@register_model("holistic", "baseline CNN on the 200x200 registered face, one network per AU")
+def _holistic(aus: Sequence[int], mode: str = "per-au", **kw: Any) -> AUModel:
+    return build("holistic", list(aus), _cfg(kw), mode, "holistic")
+
+
+def create_model(name: str, aus: Sequence[int] = BP4D_AUS, **kwargs: Any) -> AUModel:
+    """Build a registered model for ``aus``; ``kwargs`` are :class:`ModelConfig` fields or ``mode``.
+
+    ``mode`` is ``per-au`` (independent networks, the paper) or ``multilabel`` (one network with
+    A outputs).
+    """
+    if name not in _REGISTRY:
+        raise PattnetError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    mode = kwargs.get("mode")
+    if mode is not None and mode not in ("per-au", "multilabel"):
+        raise PattnetError(f"mode must be 'per-au' or 'multilabel', not {mode!r}")
+    if not aus:
+        raise PattnetError("a model needs at least one AU")
+    return _REGISTRY[name][0](aus, **kwargs)
+
+
+__all__ = ["AUModel", "ModelConfig", "ModelOutput", "create_model", "list_models",
+           "register_model", "describe_models"]

@@ -1,0 +1,39 @@
+"""uint8 arrays from the store or the detector -> the normalised float tensors models take.
+
+One function for training and inference, so both see identical inputs. Normalisation is the
+paper's: mean 0.5, std 0.5 per channel on [0, 1] pixels. With ``channels_last`` each patch view
+is a dense NHWC tensor, which is what oneDNN's fast (bf16) convolutions want on CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_model_input(
+    images: np.ndarray | torch.Tensor,
+    kind: str,
+    mean: float = 0.5,
+    std: float = 0.5,
+    channels_last: bool = True,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """(B, 9, 100, 100, 3) uint8 -> (B, 9, 3, 100, 100); (B, 200, 200, 3) -> (B, 3, 200, 200)."""
+    x = torch.as_tensor(images).to(device, non_blocking=True)
+    scale = 1.0 / (255.0 * std)
+    shift = mean / std
+    if kind == "patches":
+        if x.ndim != 5 or x.shape[1] != 9 or x.shape[-1] != 3:
+            raise ValueError(f"patches must be (B, 9, H, W, 3), got {tuple(x.shape)}")
+        if channels_last:
+            # (9, B, H, W, 3) dense, then view as (B, 9, 3, H, W): each patch slice is NHWC-dense.
+            t = x.permute(1, 0, 2, 3, 4).contiguous().float().mul_(scale).sub_(shift)
+            return t.permute(0, 1, 4, 2, 3).transpose(0, 1)
+        return x.permute(0, 1, 4, 2, 3).float().mul_(scale).sub_(shift).contiguous()
+    if kind == "holistic":
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"holistic faces must be (B, H, W, 3), got {tuple(x.shape)}")
+        t = x.float().mul_(scale).sub_(shift).permute(0, 3, 1, 2)
+        return t if channels_last else t.contiguous()
+    raise ValueError(f"unknown input kind {kind!r}")

@@ -1,0 +1,380 @@
+"""Label statistics: AU base rates, positive-class weights per fold, AU co-occurrence (Fig. 3).
+
+Why these three: base rates show how unbalanced each AU is (BP4D's AU23 is positive in under a
+fifth of frames, AU12 in over half), ``w_pos`` is exactly the weight the paper's weighted BCE uses
+for each fold (so :func:`pos_weights` is shared with training, and the numbers can be checked
+before hours of training), and the Jaccard matrix is the paper's Figure 3, which explains why
+some AUs are hard to separate.
+
+All computations take a labels DataFrame (columns subject, session, frame, AU01, ... with 1 / 0
+/ -1) and count only coded frames (-1 is excluded per AU, or per AU pair for co-occurrence).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pattnet.data.folds import make_split, subject_folds
+from pattnet.errors import PattnetError, StoreError
+from pattnet.utils import atomic_write_json, atomic_write_text, tmp_path_for
+
+_AU_RE = re.compile(r"AU\d+")
+
+
+def au_columns(df: pd.DataFrame) -> list[str]:
+    """The AU columns of a labels table (``AU01``, ``AU02``, ...), in table order."""
+    return [c for c in df.columns if isinstance(c, str) and _AU_RE.fullmatch(c)]
+
+
+def _aus(df: pd.DataFrame, aus: Sequence[str] | None) -> list[str]:
+    cols = au_columns(df) if aus is None else list(aus)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise PattnetError(f"labels table has no column {', '.join(missing)}")
+    if not cols:
+        raise PattnetError("labels table has no AU columns (AU01, AU02, ...)")
+    return cols
+
+
+def base_rates(df: pd.DataFrame, aus: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per AU: positives, negatives, coded and not-coded frame counts, and the base rate
+    positives / coded (NaN when the AU is never coded)."""
+    cols = _aus(df, aus)
+    x = df[cols].to_numpy()
+    pos = (x == 1).sum(axis=0)
+    neg = (x == 0).sum(axis=0)
+    coded = pos + neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(coded > 0, pos / np.maximum(coded, 1), np.nan)
+    out = pd.DataFrame(
+        {"positives": pos, "negatives": neg, "coded": coded,
+         "not_coded": len(df) - coded, "base_rate": rate},
+        index=pd.Index(cols, name="au"),
+    )
+    return out
+
+
+def pos_weights(
+    df: pd.DataFrame,
+    subjects: Sequence[str] | None = None,
+    aus: Sequence[str] | None = None,
+) -> pd.Series:
+    """The weighted-BCE weight ``w_pos = negatives / positives`` per AU, over the frames of
+    ``subjects`` (all frames when None), as the paper computes it on the training fold.
+
+    An AU with negatives but no positives gets ``inf`` (the loss cannot be balanced: training
+    should refuse or drop that AU rather than silently use a finite number); one that is never
+    coded gets NaN.
+    """
+    cols = _aus(df, aus)
+    if subjects is not None:
+        df = df[df["subject"].astype(str).isin({str(s) for s in subjects})]
+    x = df[cols].to_numpy()
+    pos = (x == 1).sum(axis=0).astype(float)
+    neg = (x == 0).sum(axis=0).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(pos > 0, neg / np.maximum(pos, 1), np.where(neg > 0, np.inf, np.nan))
+    return pd.Series(w, index=pd.Index(cols, name="au"), name="w_pos")
+
+
+def fold_pos_weights(
+    df: pd.DataFrame,
+    dataset: str | None = None,
+    k: int = 3,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    aus: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, list[Any]]:
+    """``w_pos`` of each fold's training subjects (test part and validation subjects removed,
+    exactly as :func:`~pattnet.data.folds.make_split` gives them to training).
+
+    Returns the table (index ``fold`` 1..k, one column per AU) and the splits.
+    """
+    folds = subject_folds(df["subject"].astype(str).unique(), dataset, k, seed)
+    rows, splits = [], []
+    for fold in range(1, len(folds) + 1):
+        split = make_split(folds, fold, val_fraction, seed)
+        splits.append(split)
+        rows.append(pos_weights(df, split.train, aus))
+    table = pd.DataFrame(rows, index=pd.Index(range(1, len(folds) + 1), name="fold"))
+    return table, splits
+
+
+def jaccard(df: pd.DataFrame, aus: Sequence[str] | None = None) -> pd.DataFrame:
+    """AU co-occurrence as the Jaccard index |A and B| / |A or B| (the paper's Figure 3).
+
+    For each pair only frames where both AUs are coded count. The diagonal is 1 for an AU that
+    occurs at all; NaN marks a pair with no positive frame in common coded frames (0 / 0).
+    """
+    cols = _aus(df, aus)
+    x = df[cols].to_numpy()
+    p = (x == 1).astype(np.int64)
+    c = (x != -1).astype(np.int64)
+    inter = p.T @ p                     # both positive (positive implies coded)
+    pc = p.T @ c                        # [i, j]: i positive and j coded
+    union = pc + pc.T - inter           # i or j positive, both coded
+    with np.errstate(invalid="ignore", divide="ignore"):
+        j = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return pd.DataFrame(j, index=pd.Index(cols, name="au"), columns=cols)
+
+
+def plot_jaccard(matrix: pd.DataFrame, paths: Sequence[str | Path], title: str = "") -> None:
+    """Draw the co-occurrence matrix as a heat map with its values (Figure 3) to each of
+    ``paths`` (format from the suffix: .png, .pdf), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(matrix.columns)
+    n = len(names)
+    vals = matrix.to_numpy(dtype=float)
+    size = max(4.0, 0.55 * n + 1.8)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=0.0, vmax=1.0)
+    labels = [re.sub(r"^AU0*", "AU", s) for s in names]
+    ax.set_xticks(range(n), labels, rotation=90)
+    ax.set_yticks(range(n), labels)
+    font = 8 if n <= 12 else 6
+    for i in range(n):
+        for jj in range(n):
+            v = vals[i, jj]
+            text = "-" if math.isnan(v) else f"{v:.2f}"
+            ax.text(jj, i, text, ha="center", va="center", fontsize=font,
+                    color="white" if not math.isnan(v) and v > 0.6 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Jaccard index")
+    ax.set_title(title or "AU co-occurrence (Jaccard index)")
+    fig.tight_layout()
+    try:
+        for path in paths:
+            path = Path(path)
+            tmp = tmp_path_for(path)
+            fig.savefig(tmp, dpi=150)
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# loading a store or a dataset root
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Labels:
+    """A labels table and where it came from."""
+
+    table: pd.DataFrame
+    kind: str                        # "store" or the adapter name
+    dataset: str | None              # for the published folds (bp4d, disfa) or None: k-fold
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def is_store(path: str | Path) -> bool:
+    return (Path(path) / "store.json").is_file()
+
+
+def read_store_labels(path: str | Path, registered_only: bool = True) -> Labels:
+    """The frame table of a patch store. Reads only ``store.json`` and ``frames.csv``, so it
+    also works on a store whose preparation is still running.
+
+    ``registered_only`` keeps the frames training can use (``success`` true), which is what the
+    fold weights must describe."""
+    path = Path(path)
+    meta_path = path / "store.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{meta_path}: unreadable store.json ({exc})") from exc
+    frames_path = path / "frames.csv"
+    if not frames_path.is_file():
+        raise StoreError(f"{frames_path}: frame table missing")
+    try:
+        table = pd.read_csv(frames_path, dtype={"subject": str, "session": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{frames_path}: unreadable frame table ({exc})") from exc
+    missing = [c for c in ("subject", "session", "frame") if c not in table.columns]
+    cols = au_columns(table)
+    if missing or not cols:
+        raise StoreError(f"{frames_path}: not a frame table (missing "
+                         f"{', '.join(missing) or 'AU columns'})")
+    vals = table[cols].to_numpy()
+    bad = ~np.isin(vals, (-1, 0, 1))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise StoreError(f"{frames_path}: line {r + 2}: {cols[c]} = {vals[r, c]!r}; labels must "
+                         "be 1, 0 or -1")
+    notes = []
+    if not meta.get("complete", True):
+        notes.append("the store is incomplete (prepare has not finished); counts cover the "
+                     "frames written so far")
+    if registered_only and "success" in table.columns:
+        ok = table["success"].astype(str).str.lower().isin(("1", "true", "1.0"))
+        if (~ok).any():
+            notes.append(f"{int((~ok).sum())} frame(s) whose registration failed are left out "
+                         "(training never sees them; --all-frames counts them)")
+        table = table[ok].reset_index(drop=True)
+    ds = meta.get("dataset")
+    return Labels(table[["subject", "session", "frame", *cols]], "store",
+                  str(ds) if ds else None, notes)
+
+
+def load_labels(
+    path: str | Path,
+    dataset: str | None = None,
+    registered_only: bool = True,
+    **adapter_opts: Any,
+) -> Labels:
+    """Labels of a patch store (detected by ``store.json``) or of a raw dataset root through
+    its adapter (``dataset`` or the layout decides which)."""
+    from pattnet.data.adapters import detect_dataset, get_adapter
+
+    path = Path(path).expanduser()
+    if path.is_dir() and is_store(path):
+        given = sorted(k for k, v in adapter_opts.items() if v is not None)
+        if given:
+            raise PattnetError(
+                f"{path} is a patch store, whose labels are already fixed; "
+                f"{', '.join(given)} applies to a dataset root only"
+            )
+        labels = read_store_labels(path, registered_only)
+        if dataset is not None:
+            labels.dataset = dataset
+        return labels
+    name = dataset or detect_dataset(path)
+    adapter = get_adapter(name, path, **adapter_opts)
+    table = adapter.labels_table()
+    return Labels(table, name, name, [], [str(p) for p in adapter.problems])
+
+
+# --------------------------------------------------------------------------------------------
+# the whole report
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Stats:
+    n_frames: int
+    n_subjects: int
+    n_sessions: int
+    base_rates: pd.DataFrame
+    overall_weights: pd.Series
+    fold_weights: pd.DataFrame | None
+    fold_error: str | None
+    splits: list[Any]
+    jaccard: pd.DataFrame
+
+
+def compute_stats(
+    df: pd.DataFrame,
+    dataset: str | None = None,
+    k: int = 3,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+) -> Stats:
+    """Everything ``pattnet stats`` reports. Folds that cannot be formed (too few subjects,
+    subjects outside the published split) do not stop the rest; the reason is kept."""
+    if len(df) == 0:
+        raise PattnetError("no coded frames: nothing to count")
+    fold_w: pd.DataFrame | None = None
+    err: str | None = None
+    splits: list[Any] = []
+    try:
+        fold_w, splits = fold_pos_weights(df, dataset, k, seed, val_fraction)
+    except PattnetError as exc:
+        err = str(exc)
+    return Stats(
+        n_frames=len(df),
+        n_subjects=int(df["subject"].nunique()),
+        n_sessions=int(df[["subject", "session"]].drop_duplicates().shape[0]),
+        base_rates=base_rates(df),
+        overall_weights=pos_weights(df),
+        fold_weights=fold_w,
+        fold_error=err,
+        splits=splits,
+        jaccard=jaccard(df),
+    )
+
+
+def _fmt_w(v: float) -> str:
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.4f}"
+
+
+def format_stats(stats: Stats) -> str:
+    """A plain-text summary for the terminal."""
+    cols = list(stats.base_rates.index)
+    lines = [f"{stats.n_frames} coded frames, {stats.n_subjects} subjects, "
+             f"{stats.n_sessions} sessions", ""]
+    head = f"{'':12s}" + "".join(f"{c:>9s}" for c in cols)
+    lines.append(head)
+    br = stats.base_rates
+    lines.append(f"{'positives':12s}" + "".join(f"{int(v):9d}" for v in br["positives"]))
+    lines.append(f"{'coded':12s}" + "".join(f"{int(v):9d}" for v in br["coded"]))
+    lines.append(f"{'base rate':12s}" + "".join(
+        f"{'n/a':>9s}" if math.isnan(v) else f"{v:9.3f}" for v in br["base_rate"]))
+    weights = []
+    if stats.fold_weights is not None:
+        weights += [(f"w_pos fold {f}", row) for f, row in stats.fold_weights.iterrows()]
+    weights.append(("w_pos all", stats.overall_weights))
+    for name, row in weights:
+        lines.append(f"{name:12s}" + "".join(f"{_fmt_w(float(v)):>9s}" for v in row))
+    all_w = [stats.overall_weights] + (
+        [r for _, r in stats.fold_weights.iterrows()] if stats.fold_weights is not None else [])
+    inf_aus = sorted({c for w in all_w for c, v in w.items() if math.isinf(v)})
+    if inf_aus:
+        lines.append(f"inf: no positive frame among the training subjects for "
+                     f"{', '.join(inf_aus)}; w_pos is undefined and training cannot use it")
+    if any(math.isnan(v) for w in all_w for v in w):
+        lines.append("n/a: the AU is never coded in those frames")
+    if stats.fold_error:
+        lines.append(f"w_pos per fold not available: {stats.fold_error}")
+    return "\n".join(lines)
+
+
+def write_stats(stats: Stats, out: str | Path, extra: dict[str, Any] | None = None) -> list[Path]:
+    """base_rates.csv, pos_weights.csv, cooccurrence_jaccard.{csv,png,pdf}, stats.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def csv_out(name: str, frame: pd.DataFrame) -> None:
+        path = out / name
+        atomic_write_text(path, frame.to_csv())
+        written.append(path)
+
+    csv_out("base_rates.csv", stats.base_rates)
+    w = stats.overall_weights.to_frame().T
+    w.index = pd.Index(["all"], name="fold")
+    if stats.fold_weights is not None:
+        fw = stats.fold_weights.copy()
+        fw.index = fw.index.astype(str)
+        w = pd.concat([fw, w])
+    csv_out("pos_weights.csv", w)
+    csv_out("cooccurrence_jaccard.csv", stats.jaccard)
+    figs = [out / "cooccurrence_jaccard.png", out / "cooccurrence_jaccard.pdf"]
+    plot_jaccard(stats.jaccard, figs)
+    written += figs
+    summary = {
+        "n_frames": stats.n_frames,
+        "n_subjects": stats.n_subjects,
+        "n_sessions": stats.n_sessions,
+        "folds": [{"fold": s.fold, "train": list(s.train), "val": list(s.val),
+                   "test": list(s.test)} for s in stats.splits],
+        "fold_error": stats.fold_error,
+        **(extra or {}),
+    }
+    atomic_write_json(out / "stats.json", summary)
+    written.append(out / "stats.json")
+    return written

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from pattnet.data.store import PatchStore, StoreWriter, frame_table, write_store
+from pattnet.errors import StoreError
+
+from helpers import toy_store
+
+
+def test_roundtrip_and_memmap(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 7
+    p = rng.integers(0, 255, (n, 9, 100, 100, 3), dtype=np.uint8)
+    h = rng.integers(0, 255, (n, 200, 200, 3), dtype=np.uint8)
+    lab = rng.integers(-1, 2, (n, 3)).astype(np.int8)
+    st = write_store(tmp_path / "s", frame_table(["A"] * n, ["T1"] * n, range(n), lab, [1, 2, 4]), p, h,
+                     [1, 2, 4])
+    assert len(st) == n and st.aus == [1, 2, 4]
+    assert np.array_equal(st.patches([4, 1, 4]), p[[4, 1, 4]])
+    assert np.array_equal(st.holistic(3), h[3])
+    assert np.array_equal(st.labels, lab)
+    st2 = PatchStore(tmp_path / "s")
+    assert isinstance(st2._map(st2._chunks[0], "patches"), np.memmap)
+
+
+def test_multi_chunk_and_resume(tmp_path):
+    def chunk(k, n=3):
+        lab = np.full((n, 1), k % 2, np.int8)
+        t = frame_table([f"S{k}"] * n, ["T"] * n, range(n), lab, [12])
+        return t, np.full((n, 9, 100, 100, 3), k, np.uint8), np.full((n, 200, 200, 3), k, np.uint8)
+
+    w = StoreWriter(tmp_path / "s", [12])
+    w.add_chunk("a", *chunk(1))
+    # a "killed" writer: a new writer continues with the chunks already written
+    w = StoreWriter(tmp_path / "s", [12])
+    assert w.chunk_names == {"a"}
+    with pytest.raises(StoreError, match="incomplete"):
+        PatchStore(tmp_path / "s")
+    w.add_chunk("b", *chunk(2, 4))
+    st = w.finalize()
+    assert len(st) == 7
+    assert st.patches(2)[0, 0, 0, 0] == 1 and st.patches(3)[0, 0, 0, 0] == 2
+    assert list(st.subjects) == ["S1"] * 3 + ["S2"] * 4
+
+
+def test_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="store not found"):
+        PatchStore(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="store.json missing"):
+        PatchStore(tmp_path / "empty")
+
+
+def test_truncated_store(tmp_path):
+    st = toy_store(tmp_path / "s", n=12)
+    f = st.chunk_file("chunk-000000", "patches")
+    with open(f, "r+b") as fh:
+        fh.truncate(f.stat().st_size - 1000)
+    with pytest.raises(StoreError, match="truncated"):
+        PatchStore(tmp_path / "s")
+
+
+def test_au_columns_must_match(tmp_path):
+    toy_store(tmp_path / "s", n=12)
+    frames = tmp_path / "s" / "frames.csv"
+    text = frames.read_text().replace("AU12", "AU15")
+    frames.write_text(text)
+    with pytest.raises(StoreError, match="does not match"):
+        PatchStore(tmp_path / "s")

@@ -1,0 +1,186 @@
+import math
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import toy_store
+
+from pattnet.cli import main
+from pattnet.evaluate import evaluate_run
+from pattnet.train import EpochBatches, TrainConfig, pos_weights, train, weighted_bce
+
+FAST = dict(epochs=1, batch_size=16, num_workers=0)
+
+
+def test_weighted_bce_equals_hand_computation():
+    logits = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-0.7, 0.1]])
+    labels = torch.tensor([[1, 0], [0, 1], [1, 1]], dtype=torch.int8)
+    w = torch.tensor([2.5, 0.8])
+    got = weighted_bce(logits, labels, w)
+    want = 0.0
+    for j in range(2):
+        terms = []
+        for i in range(3):
+            p = 1 / (1 + math.exp(-logits[i, j].item()))
+            y = labels[i, j].item()
+            terms.append(-(w[j].item() * y * math.log(p) + (1 - y) * math.log(1 - p)))
+        want += sum(terms) / 3
+    assert got.item() == pytest.approx(want, rel=1e-6)
+
+
+def test_masked_labels_do_not_contribute():
+    logits = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-0.7, 0.1]], requires_grad=True)
+    labels = torch.tensor([[1, -1], [-1, 1], [0, -1]], dtype=torch.int8)
+    w = torch.tensor([3.0, 1.5])
+    loss = weighted_bce(logits, labels, w)
+    loss.backward()
+    assert (logits.grad[labels == -1] == 0).all()
+    # same loss as computing only on the coded entries
+    kept = weighted_bce(torch.tensor([[0.3], [-0.7]]), torch.tensor([[1], [0]], dtype=torch.int8),
+                        w[:1]) + weighted_bce(torch.tensor([[0.5]]), torch.tensor([[1]], dtype=torch.int8),
+                                              w[1:])
+    assert loss.item() == pytest.approx(kept.item(), rel=1e-6)
+    # an AU with no coded frame in the batch gives zero, never NaN
+    all_masked = weighted_bce(logits, torch.full((3, 2), -1, dtype=torch.int8), w)
+    assert all_masked.item() == 0.0
+
+
+def test_pos_weights_and_undefined_au():
+    labels = np.array([[1, 0, 1], [0, 0, 1], [0, 0, -1], [0, -1, 1]])
+    with pytest.warns(UserWarning, match="AU02 has 0 positive"):
+        w = pos_weights(labels, [1, 2, 4], no_positive=1.0)
+    assert w[0] == 3.0 and w[1] == 1.0 and w[2] == 1.0  # AU04: no negatives -> undefined too
+    assert np.isfinite(w).all()
+
+
+def test_epoch_batches_deterministic_and_sharded():
+    idx = np.arange(103)
+    a = EpochBatches(idx, 10, seed=3)
+    a.set_epoch(2)
+    b = EpochBatches(idx, 10, seed=3)
+    b.set_epoch(2)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    b.set_epoch(3)
+    assert [x.tolist() for x in a] != [x.tolist() for x in b]
+    assert sorted(np.concatenate(list(a)).tolist()) == idx.tolist()
+    r0, r1 = (EpochBatches(idx, 10, seed=3, rank=r, world=2) for r in (0, 1))
+    both = np.concatenate([*r0, *r1])
+    assert len(both) == len(set(both.tolist())) == 103
+    assert len(r0) == len(r1)
+
+
+def test_train_and_evaluate_end_to_end_cli(tmp_path, capsys):
+    toy_store(tmp_path / "store", n=90, aus=[1, 12], signal_patch={12: 8})
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**FAST, "lr": 0.005}))
+    rc = main(["train", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "--model",
+               "pattnet-multilabel", "--config", str(cfg), "--no-progress"])
+    assert rc == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["lr"] == 0.005 and saved["model"] == "pattnet-multilabel"
+    for f in (1, 2, 3):
+        d = tmp_path / "run" / f"fold{f}"
+        assert (d / "checkpoints" / "epoch-01.pt").is_file()
+        pred = np.load(d / "predictions.npz")
+        assert pred["prob"].shape[1] == 2 and pred["attention"].shape[1:] == (2, 9)
+        assert ((pred["prob"] >= 0) & (pred["prob"] <= 1)).all()
+    # test folds are the subject folds: every frame predicted exactly once
+    idx = np.concatenate([np.load(tmp_path / "run" / f"fold{f}" / "predictions.npz")["index"]
+                          for f in (1, 2, 3)])
+    assert sorted(idx.tolist()) == list(range(90))
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "eval" / "metrics_pooled.csv").is_file()
+    # an existing run is not overwritten without --resume
+    rc = main(["train", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert rc == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+    toy_store(tmp_path / "store", n=72, aus=[4, 12], signal_patch={12: 8})
+    cfg = TrainConfig(model="pattnet", epochs=2, batch_size=12, num_workers=0)
+    train(tmp_path / "store", tmp_path / "full", cfg, folds=[1], progress=False)
+    train(tmp_path / "store", tmp_path / "cut", cfg, folds=[1], progress=False, stop_after=1)
+    assert not (tmp_path / "cut" / "fold1" / "predictions.npz").exists()
+    assert not (tmp_path / "cut" / "fold1" / "checkpoints" / "epoch-02.pt").exists()
+    train(tmp_path / "store", tmp_path / "cut", None, folds=[1], progress=False, resume=True)
+    a = torch.load(tmp_path / "full" / "fold1" / "checkpoints" / "epoch-02.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "fold1" / "checkpoints" / "epoch-02.pt", weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    pa = np.load(tmp_path / "full" / "fold1" / "predictions.npz")
+    pb = np.load(tmp_path / "cut" / "fold1" / "predictions.npz")
+    assert np.array_equal(pa["prob"], pb["prob"])
+
+
+def test_learns_a_visual_signal_and_attends_to_its_patch(tmp_path):
+    # AU12 is a bright square in P9 only; everything else is noise.
+    toy_store(tmp_path / "store", n=300, aus=[12], signal_patch={12: 8}, seed=1)
+    cfg = TrainConfig(model="pattnet", epochs=4, batch_size=10, num_workers=0)
+    train(tmp_path / "store", tmp_path / "run", cfg, folds=[1], progress=False)
+    res = evaluate_run(tmp_path / "run")
+    f1 = res.pooled.loc["AU12", "f1"]
+    base = res.pooled.loc["AU12", "base_rate"]
+    all_positive_f1 = 2 * base / (1 + base)
+    assert f1 > all_positive_f1 + 0.2, (f1, all_positive_f1)
+    att = np.asarray(res.attention.loc["AU12"], dtype=float)
+    assert int(np.argmax(att)) == 8, att
+
+
+def test_au_without_positives_warns_and_stays_finite(tmp_path):
+    st = toy_store(tmp_path / "store", n=60, aus=[1, 2])
+    frames = tmp_path / "store" / "frames.csv"
+    import pandas as pd
+
+    t = pd.read_csv(frames)
+    t["AU02"] = 0
+    t.to_csv(frames, index=False)
+    del st
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        train(tmp_path / "store", tmp_path / "run", TrainConfig(model="pattnet-multilabel", **FAST),
+              folds=[1], progress=False)
+    assert any("AU02 has 0 positive" in str(w.message) for w in rec)
+    hist = (tmp_path / "run" / "fold1" / "history.csv").read_text().splitlines()
+    loss = float(hist[1].split(",")[1])
+    assert math.isfinite(loss)
+
+
+@pytest.mark.parametrize("problem", ["missing", "truncated", "model", "config"])
+def test_bad_input_is_one_line(tmp_path, capsys, problem):
+    store = tmp_path / "store"
+    args = ["train", str(store), "--out", str(tmp_path / "run"), "--no-progress"]
+    if problem != "missing":
+        st = toy_store(store, n=12)
+    if problem == "truncated":
+        f = st.chunk_file("chunk-000000", "holistic")
+        f.write_bytes(f.read_bytes()[:-10])
+    if problem == "model":
+        args += ["--model", "resnet50"]
+    if problem == "config":
+        args += ["--set", "learning_rate=0.1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pattnet: error:"), err
+    assert "Traceback" not in err[0]
+
+
+def test_ddp_two_cpu_processes_gloo(tmp_path):
+    toy_store(tmp_path / "store", n=48, aus=[12], signal_patch={12: 8})
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert torchrun, "torchrun ships with torch"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pattnet.cli", "train",
+           str(tmp_path / "store"), "--out", str(tmp_path / "run"), "--fold", "1",
+           "--model", "pattnet", "--no-progress", "--set", "epochs=1", "batch_size=8",
+           "num_workers=0"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    hist = (tmp_path / "run" / "fold1" / "history.csv").read_text()
+    assert "world" in hist.splitlines()[0] and hist.splitlines()[1].split(",")[-1] == "2"
+    assert (tmp_path / "run" / "fold1" / "predictions.npz").is_file()

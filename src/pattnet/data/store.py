@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,35 +269,60 @@ class StoreWriter:
         """Write one chunk: ``table`` rows (META_COLUMNS + AU columns), uint8 arrays."""
         if name in self.chunk_names:
             raise StoreError(f"{self.path}: chunk {name!r} already written")
-        n = len(table)
-        patches = np.ascontiguousarray(patches, dtype=np.uint8)
-        holistic = np.ascontiguousarray(holistic, dtype=np.uint8)
-        if patches.shape != (n, *PATCH_SHAPE):
-            raise StoreError(f"chunk {name}: patches shape {patches.shape}, expected {(n, *PATCH_SHAPE)}")
-        if holistic.shape != (n, *HOLISTIC_SHAPE):
-            raise StoreError(
-                f"chunk {name}: holistic shape {holistic.shape}, expected {(n, *HOLISTIC_SHAPE)}"
-            )
-        cols = [*META_COLUMNS, *au_columns(self.aus)]
-        missing = [c for c in cols if c not in table.columns]
-        if missing:
-            raise StoreError(f"chunk {name}: frame table lacks columns {', '.join(missing)}")
-        for kind, arr in (("patches", patches), ("holistic", holistic)):
-            final = self.path / "chunks" / f"{name}.{kind}.u8"
-            tmp = tmp_path_for(final)
-            with open(tmp, "wb") as fh:
-                fh.write(memoryview(arr).cast("B"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        tmp = tmp_path_for(self.path / "chunks" / f"{name}.csv")
-        table[cols].to_csv(tmp, index=False)
-        os.replace(tmp, self.path / "chunks" / f"{name}.csv")
-        self.meta["chunks"].append({"name": name, "n": n})
+        cw = ChunkWriter(self.path, name, self.aus)
+        try:
+            cw.append(table, patches, holistic)
+            n = cw.commit()
+        except BaseException:
+            cw.abort()
+            raise
+        self.record_chunk(name, n)
+
+    def record_chunk(self, name: str, n: int, **info: Any) -> None:
+        """Enter a chunk whose files a :class:`ChunkWriter` has committed into ``store.json``.
+
+        Why separate from writing: worker processes write chunk files, and only the parent, the
+        one writer of ``store.json``, records them. Until this call a chunk does not exist, so a
+        job killed between the two simply redoes it. ``info`` (JSON-able) is kept in the chunk's
+        entry (prepare keeps the session and its problems there); the reader ignores it.
+        """
+        if name in self.chunk_names:
+            raise StoreError(f"{self.path}: chunk {name!r} already written")
+        for kind, shape in (("patches", PATCH_SHAPE), ("holistic", HOLISTIC_SHAPE)):
+            f = chunk_path(self.path, name, kind)
+            expected = int(n) * int(np.prod(shape))
+            size = f.stat().st_size if f.is_file() else -1
+            if size != expected:
+                raise StoreError(f"{f}: {size} bytes, expected {expected} for {n} frames")
+        if not chunk_path(self.path, name, "csv").is_file():
+            raise StoreError(f"{chunk_path(self.path, name, 'csv')}: chunk table missing")
+        self.meta["chunks"].append({"name": name, "n": int(n), **info})
         self._save_meta()
 
-    def finalize(self) -> PatchStore:
-        """Concatenate the chunk tables into ``frames.csv`` and mark the store complete."""
+    def remove_stray_files(self) -> list[Path]:
+        """Delete files in ``chunks/`` that no recorded chunk owns (temporaries and chunks of a
+        killed job that were written but never recorded). Only call while no one else writes
+        this store."""
+        keep = {chunk_path(self.path, c["name"], k).name
+                for c in self.meta["chunks"] for k in CHUNK_KINDS}
+        removed = []
+        for f in (self.path / "chunks").iterdir():
+            if f.is_file() and f.name not in keep:
+                f.unlink()
+                removed.append(f)
+        return removed
+
+    def finalize(self, order: Sequence[str] | None = None) -> PatchStore:
+        """Concatenate the chunk tables into ``frames.csv`` and mark the store complete.
+
+        ``order`` (chunk names, a permutation of the recorded ones) fixes the frame order, so
+        that a store does not depend on which worker or shard finished first.
+        """
+        if order is not None:
+            by_name = {c["name"]: c for c in self.meta["chunks"]}
+            if sorted(order) != sorted(by_name) or len(set(order)) != len(order):
+                raise StoreError(f"{self.path}: finalize order does not list each chunk once")
+            self.meta["chunks"] = [by_name[nm] for nm in order]
         frames_tmp = tmp_path_for(self.path / "frames.csv")
         cols = [*META_COLUMNS, *au_columns(self.aus)]
         with open(frames_tmp, "w", newline="") as out:
@@ -312,6 +338,156 @@ class StoreWriter:
         self.meta["complete"] = True
         self._save_meta()
         return PatchStore(self.path)
+
+
+#: The files of one chunk: ``chunks/<name>.patches.u8``, ``.holistic.u8`` and ``.csv``.
+CHUNK_KINDS = ("patches", "holistic", "csv")
+
+
+def chunk_path(store: str | Path, name: str, kind: str) -> Path:
+    """Path of one file of chunk ``name`` (``kind`` in :data:`CHUNK_KINDS`)."""
+    suffix = ".csv" if kind == "csv" else f".{kind}.u8"
+    return Path(store) / "chunks" / f"{name}{suffix}"
+
+
+class ChunkWriter:
+    """Write one chunk's files incrementally, a batch at a time, under temporary names.
+
+    Why: a BP4D session is up to ~3,000 frames (about 1 GB of patches), so a chunk is streamed to
+    disk batch by batch and memory is bounded by the batch, not by the session. Nothing carries
+    the final names until :meth:`commit` (fsync, then rename), and the chunk only counts once
+    :meth:`StoreWriter.record_chunk` enters it in ``store.json``; so a kill at any moment leaves
+    either a whole chunk or none. Touches only ``chunks/``, never ``store.json``: safe to use
+    from worker processes.
+    """
+
+    def __init__(self, store: str | Path, name: str, aus: Sequence[int]):
+        self.store = Path(store)
+        self.name = name
+        self.cols = [*META_COLUMNS, *au_columns(aus)]
+        self.n = 0
+        (self.store / "chunks").mkdir(parents=True, exist_ok=True)
+        self._final = {k: chunk_path(self.store, name, k) for k in CHUNK_KINDS}
+        self._tmp = {k: tmp_path_for(f) for k, f in self._final.items()}
+        # held open across append() calls on purpose: closed by commit() / abort()
+        self._fh = {k: open(self._tmp[k], "wb") for k in ("patches", "holistic")}  # noqa: SIM115
+        self._csv = open(self._tmp["csv"], "w", newline="")  # noqa: SIM115
+        self._csv.write(",".join(self.cols) + "\n")
+        self._closed = False
+
+    def append(self, table: pd.DataFrame, patches: np.ndarray, holistic: np.ndarray) -> None:
+        """Append a batch: ``table`` rows (META_COLUMNS + AU columns) and their uint8 arrays."""
+        n = len(table)
+        patches = np.ascontiguousarray(patches, dtype=np.uint8)
+        holistic = np.ascontiguousarray(holistic, dtype=np.uint8)
+        if patches.shape != (n, *PATCH_SHAPE):
+            raise StoreError(
+                f"chunk {self.name}: patches shape {patches.shape}, expected {(n, *PATCH_SHAPE)}")
+        if holistic.shape != (n, *HOLISTIC_SHAPE):
+            raise StoreError(
+                f"chunk {self.name}: holistic shape {holistic.shape}, expected "
+                f"{(n, *HOLISTIC_SHAPE)}")
+        missing = [c for c in self.cols if c not in table.columns]
+        if missing:
+            raise StoreError(f"chunk {self.name}: frame table lacks columns {', '.join(missing)}")
+        if n == 0:
+            return
+        self._fh["patches"].write(memoryview(patches).cast("B"))
+        self._fh["holistic"].write(memoryview(holistic).cast("B"))
+        table[self.cols].to_csv(self._csv, index=False, header=False)
+        self.n += n
+
+    def commit(self) -> int:
+        """Flush, fsync and move the files to their final names; returns the frame count."""
+        for fh in (*self._fh.values(), self._csv):
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+        self._closed = True
+        for k in CHUNK_KINDS:  # the table last: its presence marks the arrays as complete
+            os.replace(self._tmp[k], self._final[k])
+        return self.n
+
+    def abort(self) -> None:
+        """Close and delete the temporaries (after an error in this process)."""
+        if not self._closed:
+            for fh in (*self._fh.values(), self._csv):
+                fh.close()
+            self._closed = True
+        for f in self._tmp.values():
+            if f.exists():
+                f.unlink()
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None or not self._closed:
+            self.abort()
+
+
+def _link_or_copy(src: Path, dst: Path) -> str:
+    """Put ``src``'s bytes at ``dst`` atomically: a hard link when the file system allows (no
+    bytes copied: shards on one disk merge instantly), else a streamed copy. Returns which."""
+    tmp = tmp_path_for(dst)
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+        how = "link"
+    except OSError:
+        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+            shutil.copyfileobj(fi, fo, 16 << 20)
+            fo.flush()
+            os.fsync(fo.fileno())
+        how = "copy"
+    os.replace(tmp, dst)
+    return how
+
+
+def merge_stores(
+    sources: Iterable[str | Path],
+    out: str | Path,
+    meta: dict[str, Any] | None = None,
+    order: Callable[[list[dict[str, Any]]], list[str]] | None = None,
+    on_chunk: Callable[[dict[str, Any], str], None] | None = None,
+) -> PatchStore:
+    """Merge complete stores (e.g. the shards of one prepare) into ``out`` without rewriting
+    arrays: chunk files are hard-linked where possible, copied in a streaming way otherwise.
+
+    Resumable like prepare: chunks already recorded in ``out`` are skipped. Two sources holding
+    a chunk of the same name are an error (the same session prepared twice). ``order`` maps the
+    merged chunk entries to the final chunk order (default: sources' order).
+    """
+    stores = [PatchStore(s) for s in sources]
+    if not stores:
+        raise StoreError("nothing to merge")
+    aus = stores[0].aus
+    for st in stores[1:]:
+        if st.aus != aus:
+            raise StoreError(f"{st.path}: AUs {st.aus} differ from {stores[0].path}'s {aus}")
+    seen: dict[str, Path] = {}
+    for st in stores:
+        for ch in st.meta["chunks"]:
+            if ch["name"] in seen:
+                raise StoreError(f"chunk {ch['name']!r} is in both {seen[ch['name']]} and "
+                                 f"{st.path}; a session was prepared twice")
+            seen[ch["name"]] = st.path
+    w = StoreWriter(out, aus, meta)
+    done = w.chunk_names
+    for st in stores:
+        for ch in st.meta["chunks"]:
+            if ch["name"] in done:
+                continue
+            how = ""
+            for k in CHUNK_KINDS:
+                how = _link_or_copy(chunk_path(st.path, ch["name"], k), chunk_path(out, ch["name"], k))
+            info = {k: v for k, v in ch.items() if k not in ("name", "n")}
+            w.record_chunk(ch["name"], int(ch["n"]), **info)
+            if on_chunk is not None:
+                on_chunk(ch, how)
+    names = order(w.meta["chunks"]) if order is not None else [c["name"] for c in w.meta["chunks"]]
+    return w.finalize(names)
 
 
 def frame_table(

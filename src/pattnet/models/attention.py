@@ -24,8 +24,9 @@ class PatchAttention(nn.Module):
             raise ValueError(f"attention must be 'sigmoid' or 'softmax', not {kind!r}")
         self.kind = kind
         self.proj = nn.Linear(dim, dim, bias=bias)  # W_f, b_f
-        # c_f: uniform like the authors' code (torch.rand), one row per query (AU).
-        self.context = nn.Parameter(torch.rand(n_queries, dim))
+        # c_f starts at zero: every patch starts with a_p = 0.5 (sigmoid) or 1/9 (softmax), so an
+        # attention map shows what training learned rather than a random initialisation.
+        self.context = nn.Parameter(torch.zeros(n_queries, dim))
 
     def forward(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """e (B, P, D) -> v (B, Q, D) pooled encodings and a (B, Q, P) attention weights."""

@@ -127,9 +127,9 @@ class Registrar:
         f = self.config.output_size / self.template.size
         tpl = self.template.points.astype(np.float64)
         self._tpl = tpl * f  # template scaled to the output size
-        # pose-fit points and weights: the template's rigid points, plus the iris centres and eye
-        # corners and the nose tip weighted up so that the eyes and nose land where the patch boxes expect them
-        # (identity differences otherwise move the irises by up to 6 px)
+        # pose-fit points and weights: the template's rigid points, plus the iris centres, eye
+        # corners and nose tip weighted up so that eyes and nose land where the patch boxes
+        # expect them (identity differences otherwise move the irises by up to 6 px)
         extra = np.array([IRIS_RIGHT, IRIS_LEFT, 33, 133, 362, 263, NOSE_TIP])
         self._fit_idx = np.concatenate([self.template.rigid, extra])
         n = len(self.template.rigid)

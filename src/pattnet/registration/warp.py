@@ -63,7 +63,14 @@ def _boundary_cached(key: bytes, n: int) -> tuple[int, ...]:
 def mesh_boundary(triangles: np.ndarray) -> np.ndarray:
     """Vertex indices of the mesh's outer boundary, in order (cached per triangle array)."""
     tri = np.ascontiguousarray(triangles, dtype=np.int64)
-    return np.array(_boundary_cached(tri.tobytes(), len(tri)), dtype=np.int64)
+    return _boundary_array(tri.tobytes(), len(tri))
+
+
+@lru_cache(maxsize=8)
+def _boundary_array(key: bytes, n: int) -> np.ndarray:
+    out = np.array(_boundary_cached(key, n), dtype=np.int64)
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -72,44 +79,30 @@ def _boundary_tris_cached(key: bytes, n: int) -> np.ndarray:
     edges = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     _, inv, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
     on_edge = (counts[inv.ravel()] == 1).reshape(3, n).any(axis=0)
-    return np.flatnonzero(on_edge)
-
-
-def _cells(lo: np.ndarray, hi: np.ndarray, tri_ids: np.ndarray, gw: int, gh: int):
-    """All (triangle, cell) pairs with cells in [lo, hi] boxes (inclusive), vectorised."""
-    i0 = np.clip(lo[0], 0, gw - 1)
-    i1 = np.clip(hi[0], -1, gw - 1)
-    j0 = np.clip(lo[1], 0, gh - 1)
-    j1 = np.clip(hi[1], -1, gh - 1)
-    bw = np.maximum(i1 - i0 + 1, 0)
-    n = bw * np.maximum(j1 - j0 + 1, 0)
-    total = int(n.sum())
-    rep = np.repeat(np.arange(len(n)), n)
-    k = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
-    bw_r = bw[rep]
-    return tri_ids[rep], i0[rep] + k % bw_r, j0[rep] + k // bw_r
+    on_edge.setflags(write=False)
+    return on_edge
 
 
 def _coarse_map(
     src: np.ndarray, dst: np.ndarray, tri: np.ndarray, x_lo: int, y_lo: int, gw: int, gh: int,
-    step: int,
+    step: int, tri_key: bytes,
 ) -> np.ndarray:
     """Backward map (gh, gw, 2) float32 sampled at the grid cell centres of the output block.
 
-    Interior cells are found from each triangle's tight bounding box (every cell centre inside
-    the mesh is inside some triangle's box). Cells in a one-cell ring around the boundary
-    triangles get the boundary triangle's affine map extrapolated, so that bilinear upsampling is
-    right up to the mesh edge; cells inside a triangle then overwrite them.
+    Interior cells come from each triangle's tight bounding box (every cell centre inside the
+    mesh is inside some triangle's box). Boundary triangles get their box grown by one cell, and
+    cells outside the mesh there receive that triangle's affine map extrapolated, so bilinear
+    upsampling stays right up to the mesh edge; cells inside a triangle overwrite them.
     """
     c = (step - 1) / 2.0
-    # per triangle, affine maps from grid (i, j) to barycentrics (l1, l2) and to source (x, y)
     a = dst[tri[:, 0]]
     e1 = dst[tri[:, 1]] - a
     e2 = dst[tri[:, 2]] - a
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     ok = np.abs(det) > 1e-9
     det = np.where(ok, det, 1.0)
-    # output pixel p = origin + step * (i, j) with origin = (x_lo + c, y_lo + c)
+    # grid cell (i, j) sits at output pixel (x_lo + c + step * i, y_lo + c + step * j); per
+    # triangle, barycentrics (l1, l2) and source (x, y) are affine in (i, j)
     ox = x_lo + c - a[:, 0]
     oy = y_lo + c - a[:, 1]
     l1 = np.stack([e2[:, 1] * step, -e2[:, 0] * step, ox * e2[:, 1] - oy * e2[:, 0]], 1)
@@ -119,48 +112,54 @@ def _coarse_map(
     sa = src[tri[:, 0]]
     f1 = src[tri[:, 1]] - sa
     f2 = src[tri[:, 2]] - sa
-    # source = sa + l1 * f1 + l2 * f2, affine in (i, j)
     sx = f1[:, 0:1] * l1 + f2[:, 0:1] * l2
     sx[:, 2] += sa[:, 0]
     sy = f1[:, 1:2] * l1 + f2[:, 1:2] * l2
     sy[:, 2] += sa[:, 1]
-    coef = np.concatenate([l1, l2, sx, sy], axis=1).astype(np.float32)  # (T, 12)
+    coef = np.ascontiguousarray(np.concatenate([l1, l2, sx, sy], axis=1).T, dtype=np.float32)
 
-    u = (dst[:, 0] - x_lo - c) / step
-    v = (dst[:, 1] - y_lo - c) / step
-    tu, tv = u[tri], v[tri]
-    umin, umax = tu.min(1), tu.max(1)
-    vmin, vmax = tv.min(1), tv.max(1)
-    ids = np.flatnonzero(ok)
-    lo = np.stack([np.ceil(umin[ids]), np.ceil(vmin[ids])]).astype(np.int64)
-    hi = np.stack([np.floor(umax[ids]), np.floor(vmax[ids])]).astype(np.int64)
-    t_in, ci_in, cj_in = _cells(lo, hi, ids, gw, gh)
-    bt = np.intersect1d(_boundary_tris_cached(tri.tobytes(), len(tri)), ids)
-    lo = np.stack([np.floor(umin[bt]) - 1, np.floor(vmin[bt]) - 1]).astype(np.int64)
-    hi = np.stack([np.ceil(umax[bt]) + 1, np.ceil(vmax[bt]) + 1]).astype(np.int64)
-    t_b, ci_b, cj_b = _cells(lo, hi, bt, gw, gh)
+    # (reductions over small axes and 2-D fancy indexing are slow in numpy: everything below
+    # works on 1-D arrays, which keeps this under a millisecond)
+    u = (dst[:, 0] - (x_lo + c)) / step
+    v = (dst[:, 1] - (y_lo + c)) / step
+    u0, u1, u2 = u[tri[:, 0]], u[tri[:, 1]], u[tri[:, 2]]
+    v0, v1, v2 = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
+    umin = np.minimum(np.minimum(u0, u1), u2)
+    umax = np.maximum(np.maximum(u0, u1), u2)
+    vmin = np.minimum(np.minimum(v0, v1), v2)
+    vmax = np.maximum(np.maximum(v0, v1), v2)
+    bnd = _boundary_tris_cached(tri_key, len(tri))
+    i0 = np.where(bnd, np.floor(umin) - 1, np.ceil(umin)).clip(0, gw - 1).astype(np.int64)
+    i1 = np.where(bnd, np.ceil(umax) + 1, np.floor(umax)).clip(-1, gw - 1).astype(np.int64)
+    j0 = np.where(bnd, np.floor(vmin) - 1, np.ceil(vmin)).clip(0, gh - 1).astype(np.int64)
+    j1 = np.where(bnd, np.ceil(vmax) + 1, np.floor(vmax)).clip(-1, gh - 1).astype(np.int64)
+    bw = np.maximum(i1 - i0 + 1, 0)
+    n = np.where(ok, bw * np.maximum(j1 - j0 + 1, 0), 0)
+    total = int(n.sum())
+    t = np.repeat(np.arange(len(tri)), n)
+    k = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+    dj, di = np.divmod(k, bw[t])
+    ci = i0[t] + di
+    cj = j0[t] + dj
 
-    grid = np.full((gh * gw, 2), -1e5, dtype=np.float32)
-
-    def evaluate(t: np.ndarray, ci: np.ndarray, cj: np.ndarray, only_inside: bool) -> None:
-        k = coef[t]
-        fi = ci.astype(np.float32)
-        fj = cj.astype(np.float32)
-        cell = cj * gw + ci
-        xy = np.empty((len(t), 2), dtype=np.float32)
-        xy[:, 0] = k[:, 6] * fi + k[:, 7] * fj + k[:, 8]
-        xy[:, 1] = k[:, 9] * fi + k[:, 10] * fj + k[:, 11]
-        if only_inside:
-            b1 = k[:, 0] * fi + k[:, 1] * fj + k[:, 2]
-            b2 = k[:, 3] * fi + k[:, 4] * fj + k[:, 5]
-            inside = (b1 >= -1e-5) & (b2 >= -1e-5) & (b1 + b2 <= 1.0 + 1e-5)
-            cell = cell[inside]
-            xy = xy[inside]
-        grid[cell] = xy
-
-    evaluate(t_b, ci_b, cj_b, only_inside=False)
-    evaluate(t_in, ci_in, cj_in, only_inside=True)
-    return grid.reshape(gh, gw, 2)
+    fi = ci.astype(np.float32)
+    fj = cj.astype(np.float32)
+    cf = [row[t] for row in coef]
+    b1 = cf[0] * fi + cf[1] * fj + cf[2]
+    b2 = cf[3] * fi + cf[4] * fj + cf[5]
+    gx = cf[6] * fi + cf[7] * fj + cf[8]
+    gy = cf[9] * fi + cf[10] * fj + cf[11]
+    inside = (b1 >= -1e-5) & (b2 >= -1e-5) & (b1 + b2 <= 1.0 + 1e-5)
+    cell = cj * gw + ci
+    ext = np.flatnonzero(bnd[t] & ~inside)
+    inn = np.flatnonzero(inside)
+    mx = np.full(gh * gw, -1e5, dtype=np.float32)
+    my = np.full(gh * gw, -1e5, dtype=np.float32)
+    for idx in (ext, inn):  # extrapolated values first, values from containing triangles win
+        cc = cell[idx]
+        mx[cc] = gx[idx]
+        my[cc] = gy[idx]
+    return cv2.merge([mx.reshape(gh, gw), my.reshape(gh, gw)])
 
 
 def piecewise_affine_warp(
@@ -199,7 +198,7 @@ def piecewise_affine_warp(
     extra = img.shape[2:]
     out = np.full((h_out, w_out, *extra), fill, dtype=img.dtype)
     mask = np.zeros((h_out, w_out), dtype=np.uint8)
-    tri = np.asarray(triangles, dtype=np.int64)
+    tri = np.ascontiguousarray(triangles, dtype=np.int64)
     src = np.asarray(src_pts, dtype=np.float64)[:, :2]
     dst = np.asarray(dst_pts, dtype=np.float64)[:, :2]
     step = max(1, int(grid_step))
@@ -214,14 +213,15 @@ def piecewise_affine_warp(
     gw = -(-(x_hi - x_lo) // step)
     gh = -(-(y_hi - y_lo) // step)
 
-    grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step)
+    tri_key = tri.tobytes()
+    grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step, tri_key)
     if step > 1:
         grid = cv2.resize(grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
     bh, bwid = y_hi - y_lo, x_hi - x_lo
     maps = np.ascontiguousarray(grid[:bh, :bwid])
 
     # coverage at full resolution: the mesh outline, minus masked triangles
-    boundary = mesh_boundary(tri)
+    boundary = _boundary_array(tri_key, len(tri))
     offset = np.array([x_lo, y_lo], dtype=np.float64)
     sub = mask[y_lo:y_hi, x_lo:x_hi]
     shift = 4  # sub-pixel vertex positions for fillPoly (1/16 px)

@@ -1,0 +1,91 @@
+"""Frames and images in, RGB uint8 out; broken files give one clear PattnetError."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pattnet.errors import PattnetError
+from pattnet.io import expand_inputs, is_video, iter_frames, read_image, to_rgb_uint8
+
+
+def test_read_image_variants(tmp_path, astronaut):
+    bgr = astronaut[:, :, ::-1]
+    cv2.imwrite(str(tmp_path / "c.png"), bgr)
+    assert (read_image(tmp_path / "c.png") == astronaut).all()  # RGB order
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    g = read_image(tmp_path / "g.png")
+    assert g.shape == (512, 512, 3) and (g[..., 0] == gray).all()
+    rgba = np.dstack([bgr, np.full(gray.shape, 128, np.uint8)])
+    cv2.imwrite(str(tmp_path / "a.png"), rgba)
+    assert (read_image(tmp_path / "a.png") == astronaut).all()
+    cv2.imwrite(str(tmp_path / "d.png"), bgr.astype(np.uint16) * 257)
+    d = read_image(tmp_path / "d.png")
+    assert d.dtype == np.uint8 and (d == astronaut).all()
+
+
+def test_to_rgb_uint8_float():
+    a = to_rgb_uint8(np.full((4, 4), 0.5, np.float32))
+    assert a.shape == (4, 4, 3) and a.dtype == np.uint8 and a[0, 0, 0] == 127
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a JPEG at all" * 10])
+def test_bad_images(tmp_path, content):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(PattnetError) as exc:
+        read_image(p)
+    assert "bad.jpg" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_missing(tmp_path):
+    with pytest.raises(PattnetError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(PattnetError, match="no such file"):
+        list(iter_frames(tmp_path / "nope.mp4"))
+    with pytest.raises(PattnetError, match="no such file"):
+        expand_inputs([tmp_path / "nope"])
+
+
+def test_bad_video(tmp_path):
+    p = tmp_path / "v.mp4"
+    p.write_bytes(b"\x00" * 1000)
+    with pytest.raises(PattnetError, match="not a readable video"):
+        list(iter_frames(p))
+    p.write_bytes(b"")
+    with pytest.raises(PattnetError, match="empty"):
+        list(iter_frames(p))
+
+
+def test_video_frames(faces_dir):
+    frames = iter_frames(faces_dir / "single_face.mp4")
+    f0 = next(frames)
+    assert f0.rgb.dtype == np.uint8 and f0.rgb.ndim == 3 and f0.index == 0
+    rest = list(frames)
+    assert len(rest) == 71 and rest[-1].index == 71
+    assert abs(rest[0].timestamp - 1 / 30) < 2e-3
+
+
+def test_lying_container_is_fine(faces_dir):
+    assert len(list(iter_frames(faces_dir / "no_face.mp4"))) == 95
+
+
+def test_expand_inputs(tmp_path, astronaut):
+    (tmp_path / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "b.png"), astronaut)
+    cv2.imwrite(str(tmp_path / "a.jpg"), astronaut)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub" / "c.png").write_bytes(b"")
+    assert [p.name for p in expand_inputs([tmp_path])] == ["a.jpg", "b.png"]
+    assert [p.name for p in expand_inputs([tmp_path], recursive=True)] == [
+        "a.jpg", "b.png", "c.png"]
+    assert is_video("x.MOV") and not is_video("x.png")
+
+
+def test_image_as_single_frame(tmp_path, astronaut):
+    cv2.imwrite(str(tmp_path / "a.png"), astronaut)
+    frames = list(iter_frames(tmp_path / "a.png", max_side=256))
+    assert len(frames) == 1 and frames[0].rgb.shape == (256, 256, 3)
+    assert frames[0].timestamp == 0.0

@@ -93,8 +93,8 @@ def plot_attention(
     n_patch = max(df.shape[1] for _, cols in rows for df in cols.values())
     w = 0.55 * n_patch + 1.4
     h = 0.42 * n_aus + 1.3
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(w * n_cols + 1.2, h * n_rows + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(w * n_cols + 1.2, h * n_rows + 0.9),
+                             squeeze=False, layout="constrained")
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#cccccc")
     im = None
     font = 7 if n_aus <= 12 else 5
@@ -118,7 +118,7 @@ def plot_attention(
                             color="black" if math.isnan(v) or v > 0.6 else "white")
             ax.set_title(f"{col_title}\n{row_label}", fontsize=9)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02,
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, aspect=30,
                      label="attention weight")
     fig.suptitle(title or "Attention per AU and patch (mean over test frames, then folds)",
                  fontsize=10)
@@ -158,8 +158,8 @@ def plot_patches(
 
     colours = matplotlib.colormaps["tab10"].colors
     fig = plt.figure(figsize=(11.5, 5.6))
-    grid = fig.add_gridspec(3, 5, width_ratios=[1.0, 1.0, 0.36, 0.36, 0.36], wspace=0.08,
-                            hspace=0.28)
+    grid = fig.add_gridspec(3, 5, width_ratios=[1.0, 1.0, 0.36, 0.36, 0.36], wspace=0.12,
+                            hspace=0.45)
     ax = fig.add_subplot(grid[:, :2])
     s = REGISTERED_SIZE
     ax.imshow(face, extent=(0, s, s, 0), interpolation="bilinear")
@@ -171,8 +171,9 @@ def plot_patches(
     ax.set_xlim(0, s)
     ax.set_ylim(s, 0)
     ax.axis("off")
-    ax.set_title(f"registered face ({face.shape[0]}x{face.shape[1]} shown on the "
-                 f"{s}x{s} grid)", fontsize=9)
+    size = f"{face.shape[0]}x{face.shape[1]}"
+    ax.set_title(f"registered face ({size})" if face.shape[0] == s
+                 else f"registered face ({size}, drawn on the {s}x{s} grid)", fontsize=9)
     for i in range(len(PATCH_BOXES)):
         r, c = divmod(i, 3)
         pa = fig.add_subplot(grid[r, 2 + c])
@@ -182,7 +183,8 @@ def plot_patches(
         for spine in pa.spines.values():
             spine.set_edgecolor(colours[i % len(colours)])
             spine.set_linewidth(2.0)
-        pa.set_title(f"P{i + 1} {PATCH_REGIONS.get(i + 1, '')}", fontsize=6)
+        region = PATCH_REGIONS.get(i + 1, "").replace(" and ", "\nand ", 1)
+        pa.set_title(f"P{i + 1}: {region}", fontsize=6.5)
     fig.suptitle(title or "The 9 patches of one registered face (paper Fig. 2)", fontsize=10)
     return save_figure(fig, paths)
 

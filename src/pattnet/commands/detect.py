@@ -1,0 +1,152 @@
+"""``pattnet detect INPUT... --model model.pt --out DIR``: AU probabilities per frame and face.
+
+Writes ``DIR/<stem>.csv`` per input (one row per frame and face; a frame without a face keeps a
+``success=0`` row), in OpenFace 2.0's style: ``frame, timestamp, face_id, success, confidence,
+pitch, yaw, roll, AU01_p ..., AU01_c ...``. The CSV grows as ``<stem>.csv.partial`` and is
+renamed when the input is done; a damaged video keeps the frames before the damage and ends
+with ``# stopped after frame N: ...`` (read with ``pandas.read_csv(path, comment="#")``).
+``--overlay`` adds the video with face boxes and AU bars, ``--plot`` a timeline PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "detect action units in videos, images, folders or a webcam (CSV, overlay video, plot)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="video files, image files, or folders of either")
+    parser.add_argument("--webcam", type=int, default=None, metavar="N",
+                        help="read camera N (e.g. 0) instead of files; stop with Ctrl-C")
+    parser.add_argument("--model", required=True, type=Path, metavar="CKPT",
+                        help="model file made by 'pattnet export'")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--max-faces", type=int, default=1, metavar="N",
+                        help="faces per frame (default 1)")
+    parser.add_argument("--aus", default=None,
+                        help="comma-separated AUs to report (default: all the model has)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="occurrence threshold for *_c (default: the model's)")
+    parser.add_argument("--overlay", nargs="?", const="", default=None, metavar="FILE",
+                        help="also write the input with face boxes and AU bars: FILE for a single "
+                             "input, else DIR/<stem>_overlay.mp4 (.png for a photo)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write DIR/<stem>_timeline.png (AU probabilities over time)")
+    parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default 32)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="stop each input after N frames")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto: bf16 autocast where the CPU/GPU supports it")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="model batches scored in parallel threads (default: 2 on a CPU, 1 "
+                             "on a GPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker (default on a CPU: CPUs / workers)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _stems(paths: list[Path]) -> list[str]:
+    """Output names: the input's stem, made unique (``a/x.mp4``, ``b/x.mp4`` -> ``x``, ``x-2``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        k = seen.get(p.stem, 0) + 1
+        seen[p.stem] = k
+        out.append(p.stem if k == 1 else f"{p.stem}-{k}")
+    return out
+
+
+def _parse_aus(text: str | None) -> list[int] | None:
+    from pattnet.errors import PattnetError
+
+    if text is None:
+        return None
+    try:
+        aus = [int(a.upper().removeprefix("AU")) for a in text.replace(" ", "").split(",") if a]
+    except ValueError as exc:
+        raise PattnetError(f"--aus {text!r}: expected numbers like 1,2,4,12") from exc
+    if not aus:
+        raise PattnetError("--aus is empty")
+    return aus
+
+
+def run(args: argparse.Namespace) -> int:
+    from pattnet.detect import Detector
+    from pattnet.errors import PattnetError
+    from pattnet.io import expand_inputs, is_image, is_video
+
+    if args.webcam is not None and args.inputs:
+        raise PattnetError("give input files or --webcam N, not both")
+    if args.webcam is None and not args.inputs:
+        raise PattnetError("no input: give video/image files or folders, or --webcam N")
+    if args.max_faces < 1:
+        raise PattnetError(f"--max-faces must be at least 1, got {args.max_faces}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise PattnetError(f"--max-frames must be at least 1, got {args.max_frames}")
+    sources: list[Path | int]
+    if args.webcam is not None:
+        if args.webcam < 0:
+            raise PattnetError(f"--webcam must be a camera index (0, 1, ...), got {args.webcam}")
+        sources, stems = [args.webcam], [f"webcam{args.webcam}"]
+    else:
+        paths = expand_inputs(args.inputs)
+        sources, stems = list(paths), _stems(paths)
+    if args.overlay and len(sources) > 1:
+        raise PattnetError(f"--overlay {args.overlay}: one file for {len(sources)} inputs; give "
+                           "--overlay without a file name to write DIR/<stem>_overlay.mp4 per input")
+
+    det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
+                   max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
+                   precision=args.precision, workers=args.workers, threads=args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    incomplete: list[str] = []  # CSV written, but the input stopped early (damaged video)
+    try:
+        for src, stem in zip(sources, stems, strict=True):
+            if isinstance(src, Path) and not (is_video(src) or is_image(src)):
+                msg = (f"{src}: unsupported file type '{src.suffix or src.name}' (expected an "
+                       "image or a video file)")
+                if len(sources) == 1:
+                    raise PattnetError(msg)
+                print(f"pattnet: skipped: {msg}", file=sys.stderr)
+                failed.append(str(src))
+                continue
+            overlay = None
+            if args.overlay is not None:
+                photo = isinstance(src, Path) and is_image(src)
+                overlay = Path(args.overlay) if args.overlay else \
+                    args.out / f"{stem}_overlay{'.png' if photo else '.mp4'}"
+            plot = args.out / f"{stem}_timeline.png" if args.plot else None
+            try:
+                s = det.detect_to_files(src, args.out / f"{stem}.csv", overlay=overlay, plot=plot,
+                                        max_frames=args.max_frames, progress=not args.no_progress)
+            except PattnetError as exc:
+                if len(sources) == 1:
+                    raise
+                print(f"pattnet: skipped: {exc}", file=sys.stderr)
+                failed.append(str(src))
+                continue
+            if s.problem:
+                print(f"pattnet: incomplete: {s.problem}", file=sys.stderr)
+                if not s.interrupted:
+                    incomplete.append(str(src))
+            extra = "".join(f", {p}" for p in (s.overlay, s.plot) if p is not None)
+            print(f"{src if isinstance(src, Path) else f'camera {src}'}: {s.frames} frame(s), "
+                  f"{s.faces} face(s), {s.fps:.1f} frames/s -> {s.csv}{extra}")
+            if s.interrupted:
+                break
+    finally:
+        det.close()
+    if failed and len(failed) == len(sources):
+        raise PattnetError(f"no input could be processed ({len(failed)} failed)")
+    if failed or incomplete:
+        if len(sources) > 1:
+            print(f"pattnet: {len(failed) + len(incomplete)} of {len(sources)} input(s) had "
+                  "problems: " + ", ".join(failed + incomplete), file=sys.stderr)
+        return 1
+    return 0

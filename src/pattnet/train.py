@@ -58,6 +58,7 @@ class TrainConfig:
     init: Literal["authors", "pytorch"] = "authors"
     epochs: int = 10
     batch_size: int = 50  # global: split across DDP processes
+    optimizer: Literal["sgd", "adam"] = "sgd"  # sgd = the paper; adam converges in fewer steps
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -321,8 +322,12 @@ class Trainer:
         )
         self.nets = networks(self.model)
         self.ddp_nets = [self._wrap(net) for net, _ in self.nets]
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adam":
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(
+                self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                       weight_decay=cfg.weight_decay)
         self.kind = self.model.input_kind
         self.ds = StoreBatches(store, self.kind, au_cols)
         per_rank = max(1, cfg.batch_size)

@@ -136,6 +136,7 @@ class Registrar:
         self._fit_w = np.concatenate([np.ones(n), [1.0 * n] * 2, [0.05 * n] * 4, [0.3 * n]])
         self._tpl_fit = self._tpl[self._fit_idx]
         self._tri = self.template.triangles.astype(np.int64)
+        self._tri.setflags(write=False)  # lets the warp cache per-mesh data by identity
         self._iod = self.template.interocular * f
         self._tpl_area = np.abs(triangle_areas(self._tpl, self._tri))
 
@@ -235,13 +236,14 @@ class Registrar:
         total = float(a_dst[front].sum())
         visible_fraction = float(a_dst[front & visible].sum() / total) if total > 0 else 0.0
 
-        image = np.zeros((size, size, 3), dtype=np.uint8)
         if finite:
             src_img, src_xy = _prescale(rgb, pts[:, :2], s, bbox)
             image = piecewise_affine_warp(
                 src_img, src_xy, canon[:, :2], self._tri, (size, size), tri_mask=visible,
                 grid_step=self.config.grid_step,
             )
+        else:
+            image = np.zeros((size, size, 3), dtype=np.uint8)
         success = finite and confidence >= self.config.min_confidence
         return RegisteredFace(
             image=image,

@@ -4,7 +4,7 @@ Registration uses it to bring a photo's face into the canonical 512x512 frame; t
 set uses it to carry deformed faces back into photos. Keeping a single implementation means the
 two can never disagree about pixel centres, borders or masking.
 
-How it stays fast (well under a millisecond for a 900-triangle face at 512x512): the backward map
+How it stays fast (about a millisecond for a 900-triangle face at 512x512): the backward map
 (output pixel -> source pixel) of a piecewise-affine warp is continuous, so it is evaluated on a
 coarse grid (every ``grid_step`` pixels, inside the bounding box of the destination mesh only),
 vectorised over (triangle, grid cell) pairs, upsampled with ``cv2.resize`` (bilinear, exactly
@@ -26,10 +26,29 @@ __all__ = ["piecewise_affine_warp", "mesh_boundary", "triangle_areas"]
 
 def triangle_areas(pts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Signed areas of the triangles (positive = counter-clockwise on screen, y down)."""
-    p = np.asarray(pts, dtype=np.float64)[:, :2]
-    a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
-    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    p = np.ascontiguousarray(np.asarray(pts, dtype=np.float64)[:, :2])
+    tri = np.asarray(triangles)
+    a, b, c = (p.take(tri[:, k], axis=0) for k in range(3))
+    b -= a
+    c -= a
+    cross = b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0]
     return -0.5 * cross
+
+
+_last_key: tuple[np.ndarray, bytes] | None = None
+
+
+def _tri_key(tri: np.ndarray) -> bytes:
+    """``tri.tobytes()``, the caches' key; the same bytes object again for the same read-only
+    array (Registrar's), so that its hash (21 kB of bytes) is computed once, not per frame."""
+    global _last_key
+    last = _last_key
+    if last is not None and last[0] is tri and not tri.flags.writeable:
+        return last[1]
+    key = tri.tobytes()
+    if not tri.flags.writeable and tri.base is None:
+        _last_key = (tri, key)
+    return key
 
 
 @lru_cache(maxsize=8)
@@ -83,6 +102,47 @@ def _boundary_tris_cached(key: bytes, n: int) -> np.ndarray:
     return on_edge
 
 
+def _affine_coefs(
+    src: np.ndarray, dst: np.ndarray, tri: np.ndarray, x0: float, y0: float, step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Per-triangle affine maps over grid cell indices, and the triangles' corners.
+
+    Grid cell (i, j) sits at output pixel (x0 + step * i, y0 + step * j). Returns ``bary``
+    (T, 6) float32: the barycentrics l1, l2 of that point are ``r[0] * i + r[1] * j + r[2]``
+    and ``r[3] * i + r[4] * j + r[5]``; ``srcmap`` (T, 6) float32, the same for the source x, y
+    (computed in float64, rounded once); ``ok`` (T,) the triangles that are not flat; and the
+    three corners (T, 4) as destination x, y and source x, y.
+    """
+    n = len(dst)
+    pts = np.empty((n, 4))
+    pts[:, :2] = dst
+    pts[:, 2:] = src
+    # three row gathers: much faster than pts[tri] and reductions over its small axes
+    a, b, cc = (pts.take(tri[:, k], axis=0) for k in range(3))
+    e1 = b - a
+    e2 = cc - a
+    e1x, e1y, f1x, f1y = e1.T
+    e2x, e2y, f2x, f2y = e2.T
+    det = e1x * e2y - e1y * e2x
+    ok = np.abs(det) > 1e-9
+    ox = x0 - a[:, 0]
+    oy = y0 - a[:, 1]
+    c = np.empty((12, len(tri)))
+    c[0] = e2y * step
+    c[1] = e2x * -step
+    c[2] = ox * e2y - oy * e2x
+    c[3] = e1y * -step
+    c[4] = e1x * step
+    c[5] = e1x * oy - e1y * ox
+    c[:6] /= np.where(ok, det, 1.0)
+    c[6:9] = f1x * c[0:3] + f2x * c[3:6]
+    c[8] += a[:, 2]
+    c[9:12] = f1y * c[0:3] + f2y * c[3:6]
+    c[11] += a[:, 3]
+    ct = c.T.astype(np.float32)  # (T, 12): a row gather per (triangle, cell) pair is fast
+    return ct[:, :6].copy(), ct[:, 6:].copy(), ok, (a, b, cc)
+
+
 def _coarse_map(
     src: np.ndarray, dst: np.ndarray, tri: np.ndarray, x_lo: int, y_lo: int, gw: int, gh: int,
     step: int, tri_key: bytes,
@@ -92,73 +152,57 @@ def _coarse_map(
     Interior cells come from each triangle's tight bounding box (every cell centre inside the
     mesh is inside some triangle's box). Boundary triangles get their box grown by one cell, and
     cells outside the mesh there receive that triangle's affine map extrapolated, so bilinear
-    upsampling stays right up to the mesh edge; cells inside a triangle overwrite them.
+    upsampling stays right up to the mesh edge; cells inside a triangle overwrite them. Where
+    triangles overlap (a fold: closed eyelids, pressed lips) the highest-numbered one wins.
     """
     c = (step - 1) / 2.0
-    a = dst[tri[:, 0]]
-    e1 = dst[tri[:, 1]] - a
-    e2 = dst[tri[:, 2]] - a
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    ok = np.abs(det) > 1e-9
-    det = np.where(ok, det, 1.0)
-    # grid cell (i, j) sits at output pixel (x_lo + c + step * i, y_lo + c + step * j); per
-    # triangle, barycentrics (l1, l2) and source (x, y) are affine in (i, j)
-    ox = x_lo + c - a[:, 0]
-    oy = y_lo + c - a[:, 1]
-    l1 = np.stack([e2[:, 1] * step, -e2[:, 0] * step, ox * e2[:, 1] - oy * e2[:, 0]], 1)
-    l2 = np.stack([-e1[:, 1] * step, e1[:, 0] * step, e1[:, 0] * oy - e1[:, 1] * ox], 1)
-    l1 /= det[:, None]
-    l2 /= det[:, None]
-    sa = src[tri[:, 0]]
-    f1 = src[tri[:, 1]] - sa
-    f2 = src[tri[:, 2]] - sa
-    sx = f1[:, 0:1] * l1 + f2[:, 0:1] * l2
-    sx[:, 2] += sa[:, 0]
-    sy = f1[:, 1:2] * l1 + f2[:, 1:2] * l2
-    sy[:, 2] += sa[:, 1]
-    coef = np.ascontiguousarray(np.concatenate([l1, l2, sx, sy], axis=1).T, dtype=np.float32)
-
-    # (reductions over small axes and 2-D fancy indexing are slow in numpy: everything below
-    # works on 1-D arrays, which keeps this under a millisecond)
-    u = (dst[:, 0] - (x_lo + c)) / step
-    v = (dst[:, 1] - (y_lo + c)) / step
-    u0, u1, u2 = u[tri[:, 0]], u[tri[:, 1]], u[tri[:, 2]]
-    v0, v1, v2 = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
+    bary, srcmap, ok, corners = _affine_coefs(src, dst, tri, x_lo + c, y_lo + c, step)
+    # every (triangle, cell) pair of the triangles' boxes, as 1-D arrays (reductions over small
+    # axes and 2-D fancy indexing are slow in numpy)
+    u0, u1, u2 = ((p[:, 0] - (x_lo + c)) / step for p in corners)
+    v0, v1, v2 = ((p[:, 1] - (y_lo + c)) / step for p in corners)
     umin = np.minimum(np.minimum(u0, u1), u2)
     umax = np.maximum(np.maximum(u0, u1), u2)
     vmin = np.minimum(np.minimum(v0, v1), v2)
     vmax = np.maximum(np.maximum(v0, v1), v2)
     bnd = _boundary_tris_cached(tri_key, len(tri))
-    i0 = np.where(bnd, np.floor(umin) - 1, np.ceil(umin)).clip(0, gw - 1).astype(np.int64)
-    i1 = np.where(bnd, np.ceil(umax) + 1, np.floor(umax)).clip(-1, gw - 1).astype(np.int64)
-    j0 = np.where(bnd, np.floor(vmin) - 1, np.ceil(vmin)).clip(0, gh - 1).astype(np.int64)
-    j1 = np.where(bnd, np.ceil(vmax) + 1, np.floor(vmax)).clip(-1, gh - 1).astype(np.int64)
+    i0 = np.where(bnd, np.floor(umin) - 1, np.ceil(umin)).clip(0, gw - 1).astype(np.int32)
+    i1 = np.where(bnd, np.ceil(umax) + 1, np.floor(umax)).clip(-1, gw - 1).astype(np.int32)
+    j0 = np.where(bnd, np.floor(vmin) - 1, np.ceil(vmin)).clip(0, gh - 1).astype(np.int32)
+    j1 = np.where(bnd, np.ceil(vmax) + 1, np.floor(vmax)).clip(-1, gh - 1).astype(np.int32)
     bw = np.maximum(i1 - i0 + 1, 0)
-    n = np.where(ok, bw * np.maximum(j1 - j0 + 1, 0), 0)
-    total = int(n.sum())
-    t = np.repeat(np.arange(len(tri)), n)
-    k = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
-    dj, di = np.divmod(k, bw[t])
-    ci = i0[t] + di
-    cj = j0[t] + dj
-
+    n = np.where(ok, bw * np.maximum(j1 - j0 + 1, 0), 0)  # flat triangles contain no cell
+    t = np.repeat(np.arange(len(tri), dtype=np.int32), n)
+    k = np.arange(len(t), dtype=np.int32) - np.repeat(np.cumsum(n, dtype=np.int32) - n, n)
+    bwt = bw.take(t)
+    # k // bw in float32 (exact for box sizes below 2**22 cells; integer division is slow)
+    small = len(t) == 0 or int(n.max()) < 1 << 22
+    dj = ((k.astype(np.float32) + 0.5) / bwt).astype(np.int32) if small else k // bwt
+    ci = i0.take(t) + (k - dj * bwt)
+    cj = j0.take(t) + dj
     fi = ci.astype(np.float32)
     fj = cj.astype(np.float32)
-    cf = [row[t] for row in coef]
-    b1 = cf[0] * fi + cf[1] * fj + cf[2]
-    b2 = cf[3] * fi + cf[4] * fj + cf[5]
-    gx = cf[6] * fi + cf[7] * fj + cf[8]
-    gy = cf[9] * fi + cf[10] * fj + cf[11]
+    cf = bary.take(t, axis=0)
+    b1 = cf[:, 0] * fi + cf[:, 1] * fj + cf[:, 2]
+    b2 = cf[:, 3] * fi + cf[:, 4] * fj + cf[:, 5]
     inside = (b1 >= -1e-5) & (b2 >= -1e-5) & (b1 + b2 <= 1.0 + 1e-5)
     cell = cj * gw + ci
-    ext = np.flatnonzero(bnd[t] & ~inside)
+    # per cell, the triangle whose map it takes: the last containing triangle, else the last
+    # boundary triangle whose grown box covers it (extrapolated); pairs come in triangle order,
+    # and numpy's fancy assignment keeps the last write
+    owner = np.full(gh * gw, -1, dtype=np.int32)
+    ext = np.flatnonzero(bnd.take(t) & ~inside)
+    owner[cell.take(ext)] = t.take(ext)
     inn = np.flatnonzero(inside)
+    owner[cell.take(inn)] = t.take(inn)
+    cells = np.flatnonzero(owner >= 0)
+    cf = srcmap.take(owner.take(cells), axis=0)
+    fi = (cells % gw).astype(np.float32)
+    fj = (cells // gw).astype(np.float32)
     mx = np.full(gh * gw, -1e5, dtype=np.float32)
     my = np.full(gh * gw, -1e5, dtype=np.float32)
-    for idx in (ext, inn):  # extrapolated values first, values from containing triangles win
-        cc = cell[idx]
-        mx[cc] = gx[idx]
-        my[cc] = gy[idx]
+    mx[cells] = cf[:, 0] * fi + cf[:, 1] * fj + cf[:, 2]
+    my[cells] = cf[:, 3] * fi + cf[:, 4] * fj + cf[:, 5]
     return cv2.merge([mx.reshape(gh, gw), my.reshape(gh, gw)])
 
 
@@ -196,8 +240,11 @@ def piecewise_affine_warp(
     h_out, w_out = int(out_shape[0]), int(out_shape[1])
     img = np.asarray(image)
     extra = img.shape[2:]
-    out = np.full((h_out, w_out, *extra), fill, dtype=img.dtype)
-    mask = np.zeros((h_out, w_out), dtype=np.uint8)
+    if fill == 0:
+        out = np.zeros((h_out, w_out, *extra), dtype=img.dtype)
+    else:
+        out = np.full((h_out, w_out, *extra), fill, dtype=img.dtype)
+    mask = np.zeros((h_out, w_out) if return_mask else (0, 0), dtype=np.uint8)
     tri = np.ascontiguousarray(triangles, dtype=np.int64)
     src = np.asarray(src_pts, dtype=np.float64)[:, :2]
     dst = np.asarray(dst_pts, dtype=np.float64)[:, :2]
@@ -212,22 +259,25 @@ def piecewise_affine_warp(
         return (out, mask) if return_mask else out
     gw = -(-(x_hi - x_lo) // step)
     gh = -(-(y_hi - y_lo) // step)
+    tri_key = _tri_key(tri)
 
-    tri_key = tri.tobytes()
-    grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step, tri_key)
-    if step > 1:
-        grid = cv2.resize(grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
-    bh, bwid = y_hi - y_lo, x_hi - x_lo
-    maps = np.ascontiguousarray(grid[:bh, :bwid])
-
-    # coverage at full resolution: the mesh outline, minus masked triangles
+    # coverage at full resolution: the mesh outline (minus masked triangles, below)
     boundary = _boundary_array(tri_key, len(tri))
     offset = np.array([x_lo, y_lo], dtype=np.float64)
-    sub = mask[y_lo:y_hi, x_lo:x_hi]
+    # (only the block is needed unless the caller wants the whole mask)
+    sub = mask[y_lo:y_hi, x_lo:x_hi] if return_mask else np.zeros((y_hi - y_lo, x_hi - x_lo),
+                                                                   dtype=np.uint8)
     shift = 4  # sub-pixel vertex positions for fillPoly (1/16 px)
     if len(boundary) >= 3:
         poly = np.round((dst[boundary] - offset) * (1 << shift)).astype(np.int32)
         cv2.fillPoly(sub, [poly], 255, lineType=cv2.LINE_8, shift=shift)
+
+    grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step, tri_key)
+    if step > 1:
+        grid = cv2.resize(grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
+    bh, bwid = y_hi - y_lo, x_hi - x_lo
+    maps = grid[:bh, :bwid]
+
     if tri_mask is not None:
         hidden = tri[~np.asarray(tri_mask, dtype=bool)]
         if len(hidden):
@@ -236,12 +286,12 @@ def piecewise_affine_warp(
 
     warped = cv2.remap(img, maps, None, interpolation, borderMode=cv2.BORDER_CONSTANT,
                        borderValue=fill)
-    if fill == 0:
-        # a masked numpy copy costs ~2 ms at this size; OpenCV's masked AND costs ~0.05 ms
-        out[y_lo:y_hi, x_lo:x_hi] = cv2.bitwise_and(warped, warped, mask=sub)
-    else:
+    block = out[y_lo:y_hi, x_lo:x_hi]
+    # a masked numpy copy costs ~2 ms at this size; OpenCV's masked copy ~0.01 ms
+    res = cv2.copyTo(warped, sub, block)
+    if not np.may_share_memory(res, out):  # OpenCV could not write in place (an odd layout)
         keep = sub.astype(bool)
         if warped.ndim == 3:
             keep = keep[:, :, None]
-        np.copyto(out[y_lo:y_hi, x_lo:x_hi], warped, where=keep)
+        np.copyto(block, warped, where=keep)
     return (out, mask) if return_mask else out

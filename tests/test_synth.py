@@ -148,7 +148,7 @@ def astro_source_roll(src: SourceFace) -> float:
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "set"
-    synthesize(out, None, per_identity=4, seed=7, fps=6, seconds=2.0, echo=lambda s: None)
+    synthesize(out, None, per_identity=4, seed=7, fps=6, seconds=2.0, bundled_lfw=1, echo=lambda s: None)
     return out
 
 
@@ -156,8 +156,8 @@ def test_manifest_round_trips_through_adapter(synth_dir):
     from pattnet.data.adapters import ManifestAdapter
 
     man = pd.read_csv(synth_dir / "manifest.csv")
-    assert len(man) == 12 and sorted(man["subject"].unique()) == ["astronaut", "cameraman",
-                                                                  "grace_hopper"]
+    assert len(man) == 12 and sorted(man["subject"].unique()) == ["astronaut", "grace_hopper",
+                                                                  "lfw000"]
     ad = ManifestAdapter(synth_dir)
     assert ad.aus == BP4D_AUS
     recs = [r for s in ad.iter_sessions() for r in s.records]

@@ -74,6 +74,7 @@ class TrainConfig:
     no_positive_weight: float = 1.0  # w_pos for an AU without positives (warned; never NaN)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
+    tune_allocator: bool = True  # CPU: keep freed activation memory for reuse (see tune_cpu_allocator)
     device: str = "auto"
     num_workers: int = 1
     max_batches: int | None = None  # cap batches per epoch (smoke tests); None = all frames
@@ -243,6 +244,28 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return None
 
 
+def tune_cpu_allocator() -> bool:
+    """Tell glibc to keep freed memory in the heap instead of returning it to the OS.
+
+    Why: every training step allocates and frees activations of tens of MB. glibc serves those
+    with mmap/munmap by default, so each step pays page faults to re-zero gigabytes; keeping the
+    memory (M_MMAP_MAX=0, M_TRIM_THRESHOLD off) made a training step about 25-30 % faster on a
+    2-core CPU (benchmarks/train_throughput.py). Peak memory is unchanged: it is still bounded
+    by the batch. No effect (returns False) off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1
+        ok &= libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
 def _cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -308,6 +331,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dist = _init_dist(self.device)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
+        if cfg.tune_allocator and self.device.type == "cpu":
+            tune_cpu_allocator()
         split = make_split(folds, fold, cfg.val_fraction, cfg.seed)
         self.data = fold_indices(store, split, au_cols, cfg.include_failed)
         if len(self.data.train) == 0:

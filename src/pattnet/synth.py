@@ -44,6 +44,7 @@ from pattnet.errors import PattnetError
 from pattnet.registration.pose import similarity_fit
 from pattnet.registration.template import IRIS_LEFT, IRIS_RIGHT, load_template
 from pattnet.registration.warp import mesh_boundary, piecewise_affine_warp, triangle_areas
+from pattnet.utils import write_png_atomic
 
 log = logging.getLogger(__name__)
 
@@ -830,17 +831,6 @@ IMAGES = "images"
 _OWN_FILES = (MANIFEST, DETAILS, SCHEDULE_VIDEO, SCHEDULE_CSV, CONFIG)
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    import os
-
-    ok, buf = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:  # pragma: no cover
-        raise OSError(f"{path}: PNG encoding failed")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-
-
 def _check_out(out: Path) -> None:
     """Refuse to write into a folder with other things in it; a previous synth output is
     replaced (its images first, so no stale image outlives a smaller rerun)."""
@@ -971,7 +961,7 @@ def synthesize(
         src = sfs[k % len(sfs)]
         im = render(src, inten, params, size=size, target_iod=target_iod)
         rel = f"{IMAGES}/{name}_{k:04d}.png"
-        _write_png(out / rel, im.rgb)
+        write_png_atomic(out / rel, im.rgb)
         p = im.params
         return [rel, name, str(k), *map(str, im.labels), src.origin, str(src.frame_index),
                 *(f"{im.effective[a]:.3f}" for a in AUS), *(f"{im.intensities[a]:.3f}" for a in AUS),

@@ -42,18 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override a RegistrationConfig field")
 
 
-def _write_png(path: Path, rgb) -> None:
-    """PNG via temp + rename (no fsync per frame: a video writes hundreds of them)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:  # pragma: no cover
-        raise OSError(f"{path}: PNG encoding failed")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-
-
 def _fmt(x: float, nd: int) -> str:
     return "" if x != x else f"{x:.{nd}f}"  # NaN -> empty cell
 
@@ -91,7 +79,7 @@ def register_one(path: Path, stem: str, out_dir: Path, cfg, image_registrar, *,
     from pattnet.io import DecodeError, is_video, iter_frames
     from pattnet.patches import save_patch_figure
     from pattnet.registration import Registrar
-    from pattnet.utils import tmp_path_for
+    from pattnet.utils import tmp_path_for, write_png_atomic
 
     frame_dir = out_dir / stem
     csv_path = out_dir / f"{stem}.csv"
@@ -121,7 +109,7 @@ def register_one(path: Path, stem: str, out_dir: Path, cfg, image_registrar, *,
                         frame_dir.mkdir(parents=True, exist_ok=True)
                         name = f"{fr.index:06d}" + (f"_f{f.face_id}" if f.face_id else "")
                         if images:
-                            _write_png(frame_dir / f"{name}.png", f.image)
+                            write_png_atomic(frame_dir / f"{name}.png", f.image)
                         if patches:
                             save_patch_figure(f, frame_dir / f"{name}_patches.png")
 

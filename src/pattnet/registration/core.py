@@ -35,6 +35,7 @@ from pattnet.registration.template import (
     load_template,
 )
 from pattnet.registration.warp import piecewise_affine_warp, triangle_areas
+from pattnet.utils import box_iou
 
 
 @dataclass
@@ -87,14 +88,6 @@ class RegisteredFrame:
     timestamp: float
     faces: list[RegisteredFace] = field(default_factory=list)
     shape: tuple[int, int] = (0, 0)  # source (height, width)
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class Registrar:
@@ -268,7 +261,7 @@ class Registrar:
                 f.face_id = i
             return
         pairs = sorted(
-            ((_iou(f.bbox, box), fi, ti) for fi, f in enumerate(faces)
+            ((box_iou(f.bbox, box), fi, ti) for fi, f in enumerate(faces)
              for ti, (_, box) in enumerate(self._tracks)),
             reverse=True,
         )

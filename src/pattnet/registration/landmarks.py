@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from pattnet.errors import PattnetError
+from pattnet.utils import box_iou
 
 N_LANDMARKS = 478
 
@@ -186,7 +187,7 @@ class MediaPipeBackend:
             pts[:, 2] /= f
             box = (float(pts[:, 0].min()), float(pts[:, 1].min()),
                    float(pts[:, 0].max()), float(pts[:, 1].max()))
-            if any(_box_iou(box, b) > 0.5 for b in boxes):
+            if any(box_iou(box, b) > 0.5 for b in boxes):
                 continue  # two detector boxes on one face
             boxes.append(box)
             out.append(Detection(points=pts, score=float(d.score[0])))
@@ -228,14 +229,6 @@ def _parse_landmarks(face) -> np.ndarray | None:
         return None
     cols = np.concatenate([rec[:, 3:7], rec[:, 8:12], rec[:, 13:17]], axis=1)
     return np.ascontiguousarray(cols).view("<f4").reshape(N_LANDMARKS, 3).astype(np.float32)
-
-
-def _box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 register_backend("mediapipe", MediaPipeBackend)

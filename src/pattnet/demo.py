@@ -46,7 +46,7 @@ class DemoConfig:
     model: str = "pattnet-multilabel"
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            model="pattnet-multilabel", epochs=6, optimizer="adam", lr=3e-4, batch_size=10,
+            model="pattnet-multilabel", epochs=12, optimizer="adam", lr=3e-4, batch_size=10,
             val_fraction=0.0, num_workers=0,
         )
     )

@@ -588,7 +588,10 @@ def train(
     """
     run_dir = Path(out)
     cfg_path = run_dir / "config.yaml"
-    if cfg_path.is_file():
+    world_rank = int(os.environ.get("RANK", "0"))
+    # Only rank 0 decides whether the run exists: under DDP the other ranks may look after rank 0
+    # has already written config.yaml for this very run.
+    if cfg_path.is_file() and (resume or world_rank == 0):
         if not resume:
             raise PattnetError(f"{run_dir}: a run already exists here; pass --resume to continue "
                                "it or choose another --out")
@@ -605,7 +608,6 @@ def train(
     subjects = np.unique(store.subjects)
     fold_lists = subject_folds(subjects, dataset, cfg.folds, cfg.seed)
     which = list(range(1, len(fold_lists) + 1)) if folds == "all" else [int(f) for f in folds]
-    world_rank = int(os.environ.get("RANK", "0"))
     if world_rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not cfg_path.is_file():

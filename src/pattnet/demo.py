@@ -2,7 +2,7 @@
 
 BP4D and DISFA are licensed, so a fresh install has no labelled AU data and no honest pretrained
 weights. ``pattnet demo`` makes its own: real faces that ship inside installed packages
-(scikit-image's astronaut and cameraman, matplotlib's Grace Hopper; more with ``--faces``) get
+(scikit-image's astronaut and 40 LFW faces, matplotlib's Grace Hopper; more with ``--faces``) get
 FACS-based AU deformations of their face mesh (``pattnet synth``), then the real pipeline runs on
 them: prepare -> train -> evaluate -> report -> export -> detect on a video whose AUs switch on
 and off on a known schedule, with the timeline compared to that schedule.

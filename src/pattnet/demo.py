@@ -103,7 +103,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run every stage into ``out`` and return where things are and the key figures."""
     from pattnet.checkpoint import export_run
-    from pattnet.detect import Detector
+    from pattnet.detect import Detector, read_detections
     from pattnet.evaluate import evaluate_run
     from pattnet.prepare import prepare
     from pattnet.report import make_report
@@ -157,19 +157,16 @@ def run_demo(
     det_dir.mkdir(exist_ok=True)
     video = synth_dir / SCHEDULE_VIDEO
     detector = Detector(model_path)
-    detections = detector.detect_to_files(
+    detector.detect_to_files(
         video, det_dir / "schedule.csv", overlay=det_dir / "schedule_overlay.mp4",
         plot=det_dir / "schedule_timeline.png",
     )
-    if not isinstance(detections, pd.DataFrame):
-        from pattnet.detect import read_detections
-
-        detections = read_detections(det_dir / "schedule.csv")
+    detections = read_detections(det_dir / "schedule.csv")
     times["detect"] = time.perf_counter() - t
 
     t = stage("6/6 compare the detected timeline with the schedule")
     schedule = pd.read_csv(synth_dir / SCHEDULE_CSV)
-    agree = schedule_agreement(detections, schedule, res.run.aus if hasattr(res, "run") else [])
+    agree = schedule_agreement(detections, schedule, res.run.aus)
     agree.round(3).to_csv(det_dir / "schedule_agreement.csv")
     times["compare"] = time.perf_counter() - t
     total = time.perf_counter() - t_all

@@ -19,14 +19,13 @@ Layout of a run directory (read by ``evaluate`` and ``report``, nothing else nee
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 from pattnet import au_name
-from pattnet.config import from_dict, read_config_file, save_config, to_dict
+from pattnet.config import from_dict, read_config_file, save_config
 from pattnet.data.folds import Split, make_split, subject_folds
 from pattnet.data.store import PatchStore
 from pattnet.errors import PattnetError
@@ -355,8 +354,8 @@ class Trainer:
                                        weight_decay=cfg.weight_decay)
         self.kind = self.model.input_kind
         self.ds = StoreBatches(store, self.kind, au_cols)
-        per_rank = max(1, cfg.batch_size)
-        self.sampler = EpochBatches(self.data.train, per_rank, cfg.seed, self.dist.rank,
+        # global batch; EpochBatches gives each DDP rank its share of every batch
+        self.sampler = EpochBatches(self.data.train, max(1, cfg.batch_size), cfg.seed, self.dist.rank,
                                     self.dist.world, True, cfg.max_batches)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 1
@@ -627,8 +626,4 @@ def train(
     return run_dir
 
 
-def config_summary(cfg: TrainConfig) -> str:
-    return json.dumps(to_dict(cfg))
-
-
-__all__ = ["TrainConfig", "train", "weighted_bce", "pos_weights", "EpochBatches", "asdict"]
+__all__ = ["TrainConfig", "train", "weighted_bce", "pos_weights", "EpochBatches"]

@@ -26,6 +26,7 @@ from pattnet.synth import (
     region_indices,
     render,
     sample_labels,
+    shade_furrows,
     synthesize,
     template_face,
 )
@@ -121,6 +122,31 @@ def test_photo_changes_only_around_the_moved_mesh(astro_source, au):
         cv2.fillConvexPoly(allowed, np.round(astro_source.points[t, :2]).astype(np.int32), 1)
     allowed = cv2.dilate(allowed, np.ones((7, 7), np.uint8))
     assert diff[allowed == 0].max() == 0
+
+
+@pytest.mark.parametrize("au", BP4D_AUS)
+def test_furrows_darken_their_own_area_in_proportion_to_intensity(astro_source, au):
+    """Each AU's wrinkles/furrows only darken, only in that AU's part of the face, and twice
+    the intensity darkens about twice as much."""
+    src = astro_source
+    assert DEFORMATIONS[au].furrows
+    full = shade_furrows(src.rgb, src.points, {au: 1.0}, src.frame.source_iod, src.visible)
+    half = shade_furrows(src.rgb, src.points, {au: 0.5}, src.frame.source_iod, src.visible)
+    assert shade_furrows(src.rgb, src.points, {au: 0.0}, src.frame.source_iod) is src.rgb
+    d_full = src.rgb.astype(float) - full
+    d_half = src.rgb.astype(float) - half
+    assert d_full.min() >= 0 and d_full.max() > 20  # darker only, and visibly
+    assert d_full.sum() / d_half.sum() == pytest.approx(2.0, rel=0.1)
+    # where (image rows, in IOD below the eyes): forehead to eye line for the brow AUs, around
+    # the eyes for 6/7, from the nostril wings down for the mouth AUs (the nasolabial furrow of
+    # AU10/12 starts beside the nostrils, about half an IOD below the eyes in this photo)
+    ys, xs = np.nonzero(d_full.max(axis=2) > 0.5)
+    lm = src.points
+    eye_y = 0.5 * (lm[468, 1] + lm[473, 1])
+    iod = src.frame.source_iod
+    v = (ys - eye_y) / iod
+    lo, hi = {"brows": (-1.0, 0.05), "eyes": (-0.2, 0.5), "mouth": (0.4, 2.0)}[DEFORMATIONS[au].region]
+    assert v.min() >= lo and v.max() <= hi, (v.min(), v.max())
 
 
 def test_generated_image_reregisters(astro_source):

@@ -20,6 +20,10 @@ you runs no pickled code. Layout (``format_version`` 1)::
     aus              [1, 2, 4, ...]
     threshold        [0.5, 0.5, ...]    one per AU (occurrence = probability >= threshold)
     mean, std        0.5, 0.5           normalisation of to_model_input
+    normalize        "global" | "subject"   (optional, default global) subject: the model takes
+                                        the difference from the person's mean face
+    reference        float32 tensor     (subject only) the training population's mean face, the
+                                        prior of detect's running per-person reference
     template_version "pattnet-mp478-v1" the registration template the patches were cut with
     state_dict       {name: tensor}
     source           {run, fold, epoch, criterion, value, ...}   provenance, free-form
@@ -63,6 +67,8 @@ class Checkpoint:
     pattnet_version: str
     path: Path | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    normalize: str = "global"
+    reference: Any = None  # numpy float32, the shape of one input sample (subject only)
 
     @property
     def input_kind(self) -> str:
@@ -108,6 +114,8 @@ def checkpoint_dict(
     std: float = 0.5,
     template_version: str | None = None,
     source: dict[str, Any] | None = None,
+    normalize: str = "global",
+    reference: Any = None,
 ) -> dict[str, Any]:
     """The dict :func:`save_checkpoint` writes (exposed for tests and for other writers)."""
     from pattnet import __version__
@@ -115,6 +123,13 @@ def checkpoint_dict(
 
     aus = [int(a) for a in model.aus]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if normalize not in ("global", "subject"):
+        raise CheckpointError(f"normalize must be 'global' or 'subject', got {normalize!r}")
+    if normalize == "subject" and reference is None:
+        raise CheckpointError("a subject-normalised model needs its population reference face")
+    extra: dict[str, Any] = {"normalize": normalize}
+    if normalize == "subject":
+        extra["reference"] = torch.as_tensor(reference, dtype=torch.float32).contiguous()
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -130,6 +145,7 @@ def checkpoint_dict(
         "template_version": template_version or load_template().version,
         "state_dict": state,
         "source": _plain(source or {}),
+        **extra,
     }
 
 
@@ -142,6 +158,8 @@ def save_checkpoint(
     std: float = 0.5,
     template_version: str | None = None,
     source: dict[str, Any] | None = None,
+    normalize: str = "global",
+    reference: Any = None,
 ) -> Path:
     """Write ``model`` (an :class:`~pattnet.models.AUModel`) and its usage facts to ``path``.
 
@@ -151,7 +169,8 @@ def save_checkpoint(
     """
     p = Path(path)
     data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
-                           template_version=template_version, source=source)
+                           template_version=template_version, source=source,
+                           normalize=normalize, reference=reference)
     from pattnet.utils import tmp_path_for
 
     tmp = tmp_path_for(p)
@@ -282,11 +301,22 @@ def load_checkpoint(
         threshold = _thresholds(data["threshold"], len(aus))
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from exc
+    normalize = str(data.get("normalize", "global"))
+    reference = None
+    if normalize == "subject":
+        ref = data.get("reference")
+        want_shape = (9, 100, 100, 3) if model.input_kind == "patches" else (200, 200, 3)
+        if not isinstance(ref, torch.Tensor) or tuple(ref.shape) != want_shape:
+            raise CheckpointError(f"{p}: subject-normalised model without a valid reference face "
+                                  f"(expected a {want_shape} tensor)")
+        reference = ref.float().numpy()
+    elif normalize != "global":
+        raise CheckpointError(f"{p}: unknown normalize {normalize!r}; written by a newer pattnet?")
     return Checkpoint(
         model=model, aus=aus, threshold=threshold, mean=float(data["mean"]),
         std=float(data["std"]), template_version=str(data["template_version"]),
         pattnet_version=str(data.get("pattnet_version", "?")), path=p,
-        source=dict(data.get("source") or {}),
+        source=dict(data.get("source") or {}), normalize=normalize, reference=reference,
     )
 
 
@@ -411,8 +441,16 @@ def export_run(
               "criterion": criterion, "value": value, "fold_choice": reason,
               "dataset": info.get("dataset"), "store": info.get("store"),
               "test_subjects": list(fold_subjects[fold - 1]) if len(fold_subjects) >= fold else None}
+    reference = None
+    if cfg.normalize == "subject":
+        from pattnet.data.reference import population_reference
+        from pattnet.train import load_references
+
+        refs = load_references(run)
+        test = set(source["test_subjects"] or [])
+        reference = population_reference(refs, [s for s in refs if s not in test])
     path = save_checkpoint(out, model, threshold=float(thr), mean=cfg.mean, std=cfg.std,
-                           source=source)
+                           source=source, normalize=cfg.normalize, reference=reference)
     return ExportResult(path=path, fold=int(fold), epoch=int(epoch), criterion=criterion,
                         value=value, reason=reason)
 

@@ -147,6 +147,10 @@ class _Item:
     faces: list[FaceResult]
     inputs: list[np.ndarray]  # one model input (uint8) per successful face, in ``faces`` order
     rgb: np.ndarray | None
+    refs: list[np.ndarray] | None = None  # person references (subject-normalised models)
+
+    def face_ids(self) -> list[int]:
+        return [f.face_id for f in self.faces if f.success]
 
 
 class _End:
@@ -253,6 +257,12 @@ class Detector:
     processes hold the cores (measured on the project's 2-core machine: 39 vs 18 frames/s).
     ``threads``: torch intra-op threads per worker; torch's setting is process-wide, so on a
     CPU the default (None) sets it to CPUs / workers; 0 leaves torch's setting alone.
+    ``calibration_frames``: for a model trained with person-specific normalisation
+    (``normalize: subject``), the frames of a video read before the first is scored, so that
+    its first frames already have a reference face of that person (:mod:`pattnet.data.reference`);
+    later frames use the running mean of the frames so far. ``prior_weight``: how many frames
+    the training population's mean face counts for in that mean. A photo has only itself, so it
+    is scored against (mostly) the population mean: less accurate than a video of the person.
     """
 
     def __init__(
@@ -270,6 +280,8 @@ class Detector:
         check_template: bool = True,
         queue_batches: int = 2,
         workers: int | None = None,
+        calibration_frames: int = 60,
+        prior_weight: float = 10.0,
     ) -> None:
         import torch
 
@@ -327,6 +339,10 @@ class Detector:
         self.registration = registration
         self.batch_size = int(batch_size)
         self.queue_batches = max(1, int(queue_batches))
+        if calibration_frames < 0 or prior_weight < 0:
+            raise PattnetError("calibration frames and prior weight must be 0 or more")
+        self.calibration_frames = int(calibration_frames)
+        self.prior_weight = float(prior_weight)
         self._image_registrar: Any = None
         self._lock = threading.Lock()
 
@@ -346,10 +362,15 @@ class Detector:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, inputs: np.ndarray,
+                reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Model probabilities for a uint8 batch of patches (N, 9, 100, 100, 3) or holistic faces
         (N, 200, 200, 3): ``(prob (N, A) float32, attention (N, A, 9) float32 or None)`` for the
-        detector's AUs. The same normalisation as training (:func:`to_model_input`)."""
+        detector's AUs. The same normalisation as training (:func:`to_model_input`).
+
+        ``reference`` (float, the shape of ``inputs``): each face's person reference, for a model
+        trained with ``normalize: subject``; None uses the training population's mean face.
+        """
         import torch
 
         from pattnet.models.inputs import to_model_input
@@ -357,8 +378,12 @@ class Detector:
         ck = self.checkpoint
         if len(inputs) == 0:
             return np.zeros((0, len(self.aus)), np.float32), None
+        ref: Any = None
+        if ck.normalize == "subject":
+            ref = (torch.from_numpy(ck.reference).expand(len(inputs), *ck.reference.shape)
+                   if reference is None else reference)
         with torch.inference_mode():
-            x = to_model_input(inputs, ck.input_kind, ck.mean, ck.std, True, self.device)
+            x = to_model_input(inputs, ck.input_kind, ck.mean, ck.std, True, self.device, ref)
             with self._autocast():
                 out = ck.model(x)
             prob = torch.sigmoid(out.logits.float()).cpu().numpy()[:, self._cols]
@@ -466,6 +491,17 @@ class Detector:
         inflight: collections.deque = collections.deque()  # futures, in frame order
         pending: list[_Item] = []
         n_inputs = 0
+        ck = self.checkpoint
+        running = None
+        calib: list[_Item] = []
+        calib_left = 0
+        if ck.normalize == "subject":
+            from pattnet.data.reference import RunningReference
+            from pattnet.io import is_video
+
+            running = RunningReference(ck.reference, self.prior_weight)
+            if isinstance(source, int) or is_video(source):
+                calib_left = self.calibration_frames
 
         def submit(batch: list[_Item]) -> Iterator[FrameResult]:
             """Score ``batch``; with several workers, return finished batches in order."""
@@ -480,22 +516,50 @@ class Detector:
             while inflight:
                 yield from inflight.popleft().result()
 
+        def end_calibration() -> list[_Item]:
+            """References of the buffered first frames: each face's mean over all of them."""
+            nonlocal calib, calib_left
+            calib_left = 0
+            assert running is not None
+            refs = {fid: running.reference(fid) for it in calib for fid in it.face_ids()}
+            for it in calib:
+                it.refs = [refs[fid] for fid in it.face_ids()]
+            out, calib = calib, []
+            return out
+
+        def ready(item: _Item) -> list[_Item]:
+            """Items ready to score once ``item`` has arrived (subject-normalised models hold
+            the first ``calibration_frames`` back)."""
+            if running is None:
+                return [item]
+            for fid, x in zip(item.face_ids(), item.inputs, strict=True):
+                running.update(fid, x)
+            if calib_left > 0:
+                calib.append(item)
+                return end_calibration() if len(calib) >= calib_left else []
+            item.refs = [running.reference(fid) for fid in item.face_ids()]
+            return [item]
+
+        def flush() -> list[_Item]:
+            return pending + (end_calibration() if calib else [])
+
         try:
             while True:
                 item = q.get()
                 if isinstance(item, _End):
-                    yield from submit(pending)
+                    yield from submit(flush())
                     yield from drain()
                     return
                 if isinstance(item, _Failure):
-                    yield from submit(pending)  # frames before the damage are kept
+                    yield from submit(flush())  # frames before the damage are kept
                     yield from drain()
                     raise item.exc
-                pending.append(item)
-                n_inputs += len(item.inputs)
-                if n_inputs >= self.batch_size or (live and q.empty()):
-                    batch, pending, n_inputs = pending, [], 0
-                    yield from submit(batch)
+                for it in ready(item):
+                    pending.append(it)
+                    n_inputs += len(it.inputs)
+                    if n_inputs >= self.batch_size or (live and q.empty()):
+                        batch, pending, n_inputs = pending, [], 0
+                        yield from submit(batch)
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):
@@ -508,7 +572,10 @@ class Detector:
     def _score(self, items: list[_Item]) -> list[FrameResult]:
         """Run the model on every successful face of ``items`` (one batch) -> frame results."""
         inputs = [x for it in items for x in it.inputs]
-        prob, att = self.predict(np.stack(inputs)) if inputs else (None, None)
+        refs = None
+        if inputs and all(it.refs is not None for it in items):
+            refs = np.stack([r for it in items for r in it.refs])  # type: ignore[union-attr]
+        prob, att = self.predict(np.stack(inputs), refs) if inputs else (None, None)
         k = 0
         out = []
         for it in items:

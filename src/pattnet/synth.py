@@ -55,6 +55,7 @@ __all__ = [
     "MIN_VISIBLE",
     "AUDeformation",
     "FaceFrame",
+    "Furrow",
     "ImageParams",
     "Pull",
     "SourceFace",
@@ -68,6 +69,7 @@ __all__ = [
     "render",
     "sample_intensities",
     "schedule_motion",
+    "shade_furrows",
     "synthesize",
     "write_schedule_video",
     "sample_image_params",
@@ -234,6 +236,26 @@ class Pull:
         return out
 
 
+@dataclass(frozen=True)
+class Furrow:
+    """A wrinkle or furrow the AU deepens: the part of FACS's appearance change that moving skin
+    cannot make (AU4's glabella lines, AU6's crow's feet, AU12's nasolabial furrow, AU17's chin
+    wrinkling, ...).
+
+    ``points`` is a polyline (u, v) in IOD in the template's face frame, for the subject's right
+    side (``mirror`` adds the left one). It is carried onto each face through that face's own
+    deformed mesh (barycentric coordinates in the template's triangles), so it lies on the same
+    anatomy in every face and moves with the skin. It is drawn as a soft dark line: the pixel
+    value is multiplied by ``1 - depth * intensity`` on the centre line, with a Gaussian profile
+    of standard deviation ``width`` (IOD) across it.
+    """
+
+    points: tuple[tuple[float, float], ...]
+    depth: float = 0.3
+    width: float = 0.02
+    mirror: bool = True
+
+
 # inner lip contour pairs (upper, lower), image left to right: AU24 presses them together
 _INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402),
                     (310, 318), (415, 324))
@@ -268,6 +290,7 @@ class AUDeformation:
     region: str
     pulls: tuple[Pull, ...]
     extra: Callable[[np.ndarray], np.ndarray] | None = None
+    furrows: tuple[Furrow, ...] = ()
 
     @property
     def _static(self) -> np.ndarray:
@@ -294,53 +317,84 @@ DEFORMATIONS: dict[int, AUDeformation] = {
     d.au: d for d in (
         AUDeformation(1, "inner brow raiser", "inner part of the brows pulled up, forehead skin "
                       "above it bunched up", "brows",
-                      (Pull((-0.24, -0.30), (0.38, 0.34), (0.0, _up(0.13), 0.0)),)),
+                      (Pull((-0.24, -0.30), (0.38, 0.34), (0.0, _up(0.13), 0.0)),),
+                      furrows=(Furrow(((-0.32, -0.50), (-0.15, -0.53), (0.0, -0.54), (0.15, -0.53),
+                                       (0.32, -0.50)), mirror=False),
+                        Furrow(((-0.28, -0.62), (0.0, -0.65), (0.28, -0.62)), 0.25, mirror=False))),
         AUDeformation(2, "outer brow raiser", "lateral part of the brows pulled up (arched)",
                       "brows",
-                      (Pull((-0.72, -0.28), (0.36, 0.34), (-0.01, _up(0.11), 0.0)),)),
+                      (Pull((-0.72, -0.28), (0.36, 0.34), (-0.01, _up(0.11), 0.0)),),
+                      furrows=(Furrow(((-0.85, -0.45), (-0.65, -0.52), (-0.42, -0.53))),
+                        Furrow(((-0.78, -0.58), (-0.58, -0.63), (-0.42, -0.64)), 0.25))),
         AUDeformation(4, "brow lowerer", "brows lowered and drawn together, glabella pushed down",
                       "brows",
                       (Pull((-0.20, -0.28), (0.32, 0.32), (0.05, 0.07, 0.0)),
-                       Pull((-0.52, -0.32), (0.32, 0.30), (0.02, 0.05, 0.0)))),
+                       Pull((-0.52, -0.32), (0.32, 0.30), (0.02, 0.05, 0.0))),
+                      furrows=(Furrow(((-0.08, -0.18), (-0.09, -0.30), (-0.08, -0.42)), 0.4, 0.018),
+                        Furrow(((-0.17, -0.21), (-0.13, -0.33)), 0.3, 0.015),
+                        Furrow(((-0.08, -0.08), (0.0, -0.09), (0.08, -0.08)), 0.25, mirror=False))),
         AUDeformation(6, "cheek raiser", "infraorbital cheek lifted, lower lid pushed up, eye "
                       "narrowed from below, crow's feet at the outer corner", "eyes",
                       (Pull((-0.52, 0.32), (0.36, 0.30), (0.0, _up(0.06), -0.01)),
                        Pull((-0.50, 0.10), (0.24, 0.16), (0.0, _up(0.025), 0.0)),
-                       Pull((-0.82, 0.05), (0.18, 0.18), (0.01, _up(0.02), 0.0)))),
+                       Pull((-0.82, 0.05), (0.18, 0.18), (0.01, _up(0.02), 0.0))),
+                      furrows=(Furrow(((-0.80, 0.00), (-0.95, -0.06)), 0.35, 0.015),
+                        Furrow(((-0.81, 0.05), (-0.98, 0.06)), 0.35, 0.015),
+                        Furrow(((-0.80, 0.10), (-0.94, 0.18)), 0.35, 0.015),
+                        Furrow(((-0.68, 0.22), (-0.50, 0.28), (-0.33, 0.24))))),
         AUDeformation(7, "lid tightener", "lids tightened: lower lid raised and straightened, "
                       "upper lid slightly lowered, eye narrowed", "eyes",
                       (Pull((-0.50, 0.08), (0.26, 0.13), (0.0, _up(0.04), 0.0)),
-                       Pull((-0.50, -0.08), (0.24, 0.10), (0.0, 0.012, 0.0)))),
+                       Pull((-0.50, -0.08), (0.24, 0.10), (0.0, 0.012, 0.0))),
+                      furrows=(Furrow(((-0.64, 0.10), (-0.50, 0.15), (-0.36, 0.11)), 0.45, 0.018),)),
         AUDeformation(10, "upper lip raiser", "upper lip raised (centre and sides), nasolabial "
                       "area and nostril wings lifted", "mouth",
                       (Pull((-0.15, 1.05), (0.34, 0.20), (0.0, _up(0.07), -0.01)),
-                       Pull((-0.22, 0.82), (0.22, 0.16), (0.0, _up(0.03), 0.0)))),
+                       Pull((-0.22, 0.82), (0.22, 0.16), (0.0, _up(0.03), 0.0))),
+                      furrows=(Furrow(((-0.31, 0.64), (-0.36, 0.74), (-0.40, 0.88), (-0.42, 0.98)),
+                                      0.35, 0.022),)),
         AUDeformation(12, "lip corner puller", "lip corners pulled obliquely up and out toward "
                       "the cheekbones, cheeks bulge", "mouth",
                       (Pull((-0.33, 1.23), (0.30, 0.30), (-0.06, _up(0.09), 0.01)),
-                       Pull((-0.45, 0.92), (0.28, 0.24), (-0.01, _up(0.035), -0.01)))),
+                       Pull((-0.45, 0.92), (0.28, 0.24), (-0.01, _up(0.035), -0.01))),
+                      furrows=(Furrow(((-0.33, 0.72), (-0.42, 0.90), (-0.48, 1.08), (-0.50, 1.25),
+                                       (-0.48, 1.38)), 0.4, 0.025),)),
         AUDeformation(14, "dimpler", "lip corners tightened and drawn inward and back, dimple "
                       "lateral to the corner", "mouth",
                       (Pull((-0.33, 1.23), (0.26, 0.24), (0.05, _up(0.01), 0.03)),
-                       Pull((-0.47, 1.23), (0.14, 0.14), (0.02, 0.0, 0.03)))),
+                       Pull((-0.47, 1.23), (0.14, 0.14), (0.02, 0.0, 0.03))),
+                      furrows=(Furrow(((-0.43, 1.14), (-0.45, 1.22), (-0.44, 1.31)), 0.5, 0.025),)),
         AUDeformation(15, "lip corner depressor", "lip corners pulled down, lower lip stretched "
                       "down at the sides", "mouth",
                       (Pull((-0.33, 1.23), (0.28, 0.28), (-0.01, 0.08, 0.0)),
-                       Pull((-0.22, 1.42), (0.20, 0.18), (0.0, 0.02, 0.0)))),
+                       Pull((-0.22, 1.42), (0.20, 0.18), (0.0, 0.02, 0.0))),
+                      furrows=(Furrow(((-0.36, 1.30), (-0.40, 1.40), (-0.44, 1.52)), 0.45, 0.022),)),
         AUDeformation(17, "chin raiser", "chin boss pushed up, lower lip pushed up and out",
                       "mouth",
                       (Pull((0.0, 1.62), (0.42, 0.30), (0.0, _up(0.06), -0.02), mirror=False),
-                       Pull((0.0, 1.38), (0.36, 0.14), (0.0, _up(0.035), -0.02), mirror=False))),
+                       Pull((0.0, 1.38), (0.36, 0.14), (0.0, _up(0.035), -0.02), mirror=False)),
+                      furrows=(Furrow(((-0.24, 1.52), (-0.12, 1.57), (0.0, 1.58), (0.12, 1.57), (0.24, 1.52)),
+                               0.4, 0.025, mirror=False),
+                        Furrow(((-0.10, 1.70), (-0.04, 1.74)), 0.3, 0.015),
+                        Furrow(((-0.06, 1.80), (0.06, 1.80)), 0.3, 0.015, mirror=False))),
         AUDeformation(23, "lip tightener", "lips tightened and narrowed: red parts thinned, "
                       "corners drawn in", "mouth",
                       (Pull((-0.33, 1.23), (0.20, 0.20), (0.045, 0.0, 0.0)),
                        Pull((-0.12, 1.03), (0.26, 0.07), (0.0, 0.02, 0.0)),
-                       Pull((-0.12, 1.42), (0.26, 0.07), (0.0, _up(0.02), 0.0)))),
+                       Pull((-0.12, 1.42), (0.26, 0.07), (0.0, _up(0.02), 0.0))),
+                      furrows=(Furrow(((-0.22, 0.98), (-0.21, 1.04)), 0.4, 0.015),
+                        Furrow(((-0.13, 0.97), (-0.12, 1.03)), 0.4, 0.015),
+                        Furrow(((-0.05, 0.96), (-0.05, 1.02)), 0.4, 0.015),
+                        Furrow(((-0.15, 1.46), (-0.14, 1.52)), 0.4, 0.015),
+                        Furrow(((-0.05, 1.47), (-0.05, 1.53)), 0.4, 0.015))),
         AUDeformation(24, "lip presser", "lips pressed together: red parts flattened, an open "
                       "mouth closed, skin above and below bulged", "mouth",
                       (Pull((-0.12, 1.06), (0.30, 0.09), (0.0, 0.025, 0.0)),
                        Pull((-0.12, 1.40), (0.30, 0.09), (0.0, _up(0.025), 0.0))),
-                      extra=_press_lips),
+                      extra=_press_lips,
+                      furrows=(Furrow(((-0.26, 1.00), (-0.12, 0.97), (0.0, 0.97), (0.12, 0.97), (0.26, 1.00)),
+                               0.45, mirror=False),
+                        Furrow(((-0.24, 1.47), (0.0, 1.51), (0.24, 1.47)), 0.45, mirror=False))),
     )
 }
 
@@ -722,7 +776,88 @@ def apply_aus(
     )
     out = source.rgb.copy()
     np.copyto(out, warped, where=mask.astype(bool)[:, :, None])
+    out = shade_furrows(out, new_pts, eff, ff.source_iod, source.visible)
     return out, new_pts, eff
+
+
+@cache
+def _furrow_anchors(au: int) -> tuple[tuple[np.ndarray, np.ndarray, float, float], ...]:
+    """Each furrow stroke of ``au`` (mirrored ones included), densified to 0.01 IOD steps and
+    located in the template's triangles: (triangle index (M,), barycentric weights (M, 3), depth,
+    width). Points off the template mesh are dropped."""
+    tf = template_face()[:, :2]
+    tri = load_template().triangles.astype(np.int64)
+    a, b, c = tf[tri[:, 0]], tf[tri[:, 1]], tf[tri[:, 2]]
+    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    ok = np.abs(det) > 1e-12
+    out = []
+    for f in DEFORMATIONS[au].furrows:
+        base = np.asarray(f.points, dtype=np.float64)
+        sides = [base] + ([base * [-1.0, 1.0]] if f.mirror else [])
+        for poly in sides:
+            dense = [poly[0]]
+            for p0, p1 in zip(poly[:-1], poly[1:], strict=True):
+                n = max(1, int(math.ceil(np.linalg.norm(p1 - p0) / 0.01)))
+                dense += [p0 + (p1 - p0) * (i / n) for i in range(1, n + 1)]
+            q = np.asarray(dense)
+            # barycentric coordinates of every point in every triangle; keep the containing one
+            l1 = ((q[:, None, 0] - a[None, :, 0]) * (c[None, :, 1] - a[None, :, 1])
+                  - (c[None, :, 0] - a[None, :, 0]) * (q[:, None, 1] - a[None, :, 1]))
+            l2 = ((b[None, :, 0] - a[None, :, 0]) * (q[:, None, 1] - a[None, :, 1])
+                  - (q[:, None, 0] - a[None, :, 0]) * (b[None, :, 1] - a[None, :, 1]))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                l1, l2 = l1 / det, l2 / det
+            inside = ok & (l1 >= -1e-9) & (l2 >= -1e-9) & (l1 + l2 <= 1 + 1e-9)
+            has = inside.any(axis=1)
+            t = inside.argmax(axis=1)[has]
+            r = np.arange(len(q))[has]
+            w = np.stack([1 - l1[r, t] - l2[r, t], l1[r, t], l2[r, t]], axis=1)
+            if len(t) >= 2:
+                out.append((t, w, float(f.depth), float(f.width)))
+    return tuple(out)
+
+
+def shade_furrows(image: np.ndarray, points: np.ndarray, effective: dict[int, float],
+                  iod: float, visible: np.ndarray | None = None) -> np.ndarray:
+    """Darken the furrows of the AUs in ``effective`` (intensity > 0) along the face mesh
+    ``points`` (478, 2+) in ``image`` pixels; ``iod`` in those pixels sets the line width.
+    Strokes through triangles not in ``visible`` (hidden in the source) are left out."""
+    tri = load_template().triangles.astype(np.int64)
+    pts = np.asarray(points, dtype=np.float64)[:, :2]
+    strokes = []
+    for au, k in sorted(effective.items()):
+        if k <= 0 or au not in DEFORMATIONS:
+            continue
+        for t, w, depth, width in _furrow_anchors(au):
+            if visible is not None:
+                keep = visible[t]
+                t, w = t[keep], w[keep]
+                if len(t) < 2:
+                    continue
+            xy = np.einsum("mk,mkd->md", w, pts[tri[t]])
+            strokes.append((xy, depth * k, max(0.6, width * iod)))
+    if not strokes:
+        return image
+    h, wd = image.shape[:2]
+    allxy = np.concatenate([s[0] for s in strokes])
+    pad = 4.0 * max(s[2] for s in strokes) + 2
+    x0, y0 = max(0, int(allxy[:, 0].min() - pad)), max(0, int(allxy[:, 1].min() - pad))
+    x1, y1 = min(wd, int(allxy[:, 0].max() + pad) + 1), min(h, int(allxy[:, 1].max() + pad) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return image
+    shade = np.zeros((y1 - y0, x1 - x0), np.float32)
+    for xy, amount, sigma in strokes:
+        canvas = np.zeros_like(shade)
+        line = np.round((xy - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
+        # a 1 px line blurred by sigma peaks at 1 / (sqrt(2 pi) sigma): scale so it peaks at 1
+        cv2.polylines(canvas, [line], False, math.sqrt(2 * math.pi) * sigma, 1, cv2.LINE_8, 4)
+        canvas = cv2.GaussianBlur(canvas, (0, 0), sigma)
+        shade = np.maximum(shade, np.minimum(canvas, 1.0) * amount)
+    out = image.copy()
+    roi = out[y0:y1, x0:x1].astype(np.float32)
+    roi *= (1.0 - np.clip(shade, 0.0, 0.8))[:, :, None]
+    out[y0:y1, x0:x1] = np.clip(np.rint(roi), 0, 255).astype(image.dtype)
+    return out
 
 
 def _output_affine(source: SourceFace, pts: np.ndarray, params: ImageParams, size: int,

@@ -59,10 +59,17 @@ class TrainConfig:
     batch_size: int = 50  # global: split across DDP processes
     optimizer: Literal["sgd", "adam"] = "sgd"  # sgd = the paper; adam converges in fewer steps
     lr: float = 1e-3
+    # lr of the patch attention (W_f, b_f, c_f); None = lr (the paper). c_f starts at zero, so
+    # with few steps a larger rate lets attention leave uniform
+    attention_lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
     mean: float = 0.5
     std: float = 0.5
+    # global = the paper (mean/std above); subject = difference from each person's mean face
+    # (pattnet.data.reference), labels unused; detect then calibrates on the video it is given
+    normalize: Literal["global", "subject"] = "global"
+    reference_frames: int = 500  # frames per subject averaged for its reference
     seed: int = 0
     folds: int = 3
     dataset: str | None = None  # bp4d | disfa use the published folds; None = store.json's
@@ -170,10 +177,22 @@ class EpochBatches(torch.utils.data.Sampler):
 
 
 class StoreBatches(torch.utils.data.Dataset):
-    """Maps a batch of indices to one uint8 batch (one memmap read per batch, not per frame)."""
+    """Maps a batch of indices to one uint8 batch (one memmap read per batch, not per frame).
 
-    def __init__(self, store: PatchStore, kind: str, au_cols: np.ndarray):
+    With ``references`` (subject -> mean face) each batch also carries ``ref``, the reference of
+    every row's subject (person-specific normalisation, :mod:`pattnet.data.reference`).
+    """
+
+    def __init__(self, store: PatchStore, kind: str, au_cols: np.ndarray,
+                 references: dict[str, np.ndarray] | None = None):
         self.store, self.kind, self.au_cols = store, kind, au_cols
+        self.refs: np.ndarray | None = None
+        self.codes: np.ndarray | None = None
+        if references:
+            names = sorted(references)
+            self.refs = np.stack([references[n] for n in names])
+            lookup = {n: i for i, n in enumerate(names)}
+            self.codes = np.array([lookup.get(s, -1) for s in store.subjects], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -181,11 +200,18 @@ class StoreBatches(torch.utils.data.Dataset):
     def __getitem__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         idx = np.asarray(idx, dtype=np.int64)
         x = self.store.patches(idx) if self.kind == "patches" else self.store.holistic(idx)
-        return {
+        out = {
             "x": torch.from_numpy(x),
             "y": torch.from_numpy(self.store.labels[idx][:, self.au_cols].astype(np.int8)),
             "index": torch.from_numpy(idx),
         }
+        if self.refs is not None and self.codes is not None:
+            codes = self.codes[idx]
+            if (codes < 0).any():
+                raise PattnetError(f"{self.store.path}: no reference face for subject "
+                                   f"{self.store.subjects[idx[codes < 0][0]]!r}")
+            out["ref"] = torch.from_numpy(self.refs[codes])
+        return out
 
 
 def _loader(ds: StoreBatches, sampler: EpochBatches, workers: int) -> torch.utils.data.DataLoader:
@@ -292,6 +318,18 @@ def model_from_config(cfg: TrainConfig, aus: Sequence[int]) -> AUModel:
     return create_model(cfg.model, aus=aus, **kw)
 
 
+def param_groups(model: nn.Module, lr: float, attention_lr: float | None) -> list[dict[str, Any]]:
+    """Optimiser groups: the patch attention at ``attention_lr`` (when given), the rest at ``lr``."""
+    if attention_lr is None or attention_lr == lr:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    att = [p for n, p in model.named_parameters() if ".attention." in f".{n}"]
+    rest = [p for n, p in model.named_parameters() if ".attention." not in f".{n}"]
+    groups = [{"params": rest, "lr": lr}]
+    if att:
+        groups.append({"params": att, "lr": attention_lr})
+    return groups
+
+
 # --------------------------------------------------------------------------------------------
 # the fold trainer
 
@@ -321,7 +359,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, store: PatchStore, run_dir: Path, fold: int,
                  folds: list[list[str]], au_cols: np.ndarray, aus: list[int],
-                 progress: bool = True):
+                 progress: bool = True, references: dict[str, np.ndarray] | None = None):
         self.cfg, self.store, self.fold = cfg, store, fold
         self.aus = aus
         self.au_cols = au_cols
@@ -346,14 +384,15 @@ class Trainer:
         )
         self.nets = networks(self.model)
         self.ddp_nets = [self._wrap(net) for net, _ in self.nets]
+        groups = param_groups(self.model, cfg.lr, cfg.attention_lr)
         if cfg.optimizer == "adam":
             self.opt: torch.optim.Optimizer = torch.optim.Adam(
-                self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
-            self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+            self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay)
         self.kind = self.model.input_kind
-        self.ds = StoreBatches(store, self.kind, au_cols)
+        self.ds = StoreBatches(store, self.kind, au_cols, references)
         # global batch; EpochBatches gives each DDP rank its share of every batch
         self.sampler = EpochBatches(self.data.train, max(1, cfg.batch_size), cfg.seed, self.dist.rank,
                                     self.dist.world, True, cfg.max_batches)
@@ -373,9 +412,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        return to_model_input(x, self.kind, self.cfg.mean, self.cfg.std, self.cfg.channels_last,
-                              self.device)
+    def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return to_model_input(batch["x"], self.kind, self.cfg.mean, self.cfg.std,
+                              self.cfg.channels_last, self.device, batch.get("ref"))
 
     # -- checkpoints ------------------------------------------------------------------------
     def ckpt_path(self, epoch: int) -> Path:
@@ -419,7 +458,7 @@ class Trainer:
         seen = 0
         t0 = time.perf_counter()
         for batch in loader:
-            x = self._input(batch["x"])
+            x = self._input(batch)
             y = batch["y"].to(self.device)
             self.opt.zero_grad(set_to_none=True)
             step_loss = 0.0
@@ -450,7 +489,7 @@ class Trainer:
         bar = _progress(len(sampler), desc, self.progress and self.dist.main, unit="batch")
         for batch in loader:
             with self._autocast():
-                out = self.model(self._input(batch["x"]))
+                out = self.model(self._input(batch))
             probs.append(torch.sigmoid(out.logits.float()).cpu().numpy())
             labels.append(batch["y"].numpy())
             if out.attention is not None:
@@ -551,6 +590,43 @@ class Trainer:
         os.replace(tmp, self.dir / "predictions.npz")
 
 
+REFERENCES = "references.npz"
+
+
+def _references(store: PatchStore, run_dir: Path, cfg: TrainConfig,
+                rank: int) -> dict[str, np.ndarray]:
+    """Every subject's mean face, computed once per run (RUN/references.npz) and reused by all
+    folds, a resumed run and ``export``. Under DDP rank 0 writes it and the others wait."""
+    from pattnet.data.reference import subject_references
+
+    path = run_dir / REFERENCES
+    kind = "holistic" if cfg.model == "holistic" else "patches"
+    if rank == 0 and not path.is_file():
+        rows = None if cfg.include_failed else np.flatnonzero(store.success)
+        refs = subject_references(store, kind, np.unique(store.subjects), rows,
+                                  max_frames=cfg.reference_frames)
+        tmp = tmp_path_for(path)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{f"s_{k}": v for k, v in refs.items()})
+        os.replace(tmp, path)
+    if _init_dist(resolve_device(cfg.device)).world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return load_references(run_dir)
+
+
+def load_references(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """Subject -> mean face of a run trained with ``normalize: subject``."""
+    path = Path(run_dir) / REFERENCES
+    try:
+        with np.load(path) as z:
+            return {k[2:]: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise PattnetError(f"{path}: missing or unreadable subject references "
+                           f"({type(exc).__name__})") from exc
+
+
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     keys: list[str] = []
     for r in history:
@@ -620,8 +696,13 @@ def train(
         if cfg.model == "single-patch":
             info["patch"] = cfg.patch
         atomic_write_json(run_dir / "run.json", info)
+    refs = None
+    if cfg.normalize == "subject":
+        refs = _references(store, run_dir, cfg, world_rank)
+    elif cfg.normalize != "global":
+        raise PattnetError(f"normalize must be 'global' or 'subject', got {cfg.normalize!r}")
     for f in which:
-        trainer = Trainer(cfg, store, run_dir, f, fold_lists, au_cols, aus, progress)
+        trainer = Trainer(cfg, store, run_dir, f, fold_lists, au_cols, aus, progress, refs)
         trainer.run(stop_after=stop_after)
     return run_dir
 

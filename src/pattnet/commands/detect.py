@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on a GPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per worker (default on a CPU: CPUs / workers)")
+    parser.add_argument("--calibration-frames", type=int, default=60, metavar="N",
+                        help="models trained with person-specific normalisation: video frames "
+                             "read to build the person's reference face before the first is "
+                             "scored (default 60)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
                    max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
-                   precision=args.precision, workers=args.workers, threads=args.threads)
+                   precision=args.precision, workers=args.workers, threads=args.threads,
+                   calibration_frames=args.calibration_frames)
     args.out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     incomplete: list[str] = []  # CSV written, but the input stopped early (damaged video)

@@ -1,7 +1,10 @@
 """uint8 arrays from the store or the detector -> the normalised float tensors models take.
 
 One function for training and inference, so both see identical inputs. Normalisation is the
-paper's: mean 0.5, std 0.5 per channel on [0, 1] pixels. With ``channels_last`` each patch view
+paper's: mean 0.5, std 0.5 per channel on [0, 1] pixels; or, with a ``reference`` (a person's
+mean face, see :mod:`pattnet.data.reference`), the difference from that reference divided by
+``255 * std``, which removes who the person is and leaves how the face differs from its usual
+look. With ``channels_last`` each patch view
 is a dense NHWC tensor, which is what oneDNN's fast (bf16) convolutions want on CPU.
 """
 
@@ -18,11 +21,21 @@ def to_model_input(
     std: float = 0.5,
     channels_last: bool = True,
     device: torch.device | str = "cpu",
+    reference: np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(B, 9, 100, 100, 3) uint8 -> (B, 9, 3, 100, 100); (B, 200, 200, 3) -> (B, 3, 200, 200)."""
+    """(B, 9, 100, 100, 3) uint8 -> (B, 9, 3, 100, 100); (B, 200, 200, 3) -> (B, 3, 200, 200).
+
+    ``reference`` (same shape as ``images``, float, 0-255 scale): subtracted instead of ``mean``.
+    """
     x = torch.as_tensor(images).to(device, non_blocking=True)
     scale = 1.0 / (255.0 * std)
     shift = mean / std
+    if reference is not None:
+        ref = torch.as_tensor(reference).to(device, non_blocking=True)
+        if ref.shape != x.shape:
+            raise ValueError(f"reference {tuple(ref.shape)} does not match images {tuple(x.shape)}")
+        x = x.float() - ref.float()
+        shift = 0.0
     if kind == "patches":
         if x.ndim != 5 or x.shape[1] != 9 or x.shape[-1] != 3:
             raise ValueError(f"patches must be (B, 9, H, W, 3), got {tuple(x.shape)}")

@@ -1,0 +1,105 @@
+"""Person-specific normalisation: each face is fed to the model as its difference from that
+person's mean face.
+
+Why: most of what differs between two registered faces is who they are (skin, brows, lip shape,
+glasses), not which AUs are on. With few training subjects a network learns the people; the
+difference from a person's own mean face keeps what changes over time, which is what AUs are.
+OpenFace 2.0 does the same for its AU models (person-specific calibration by a running median of
+the features over a video). Labels are never used, so the test subjects' references are
+legitimate: detection computes them the same way from the video it is given.
+
+- training (:func:`subject_references`): the mean of up to ``max_frames`` frames per subject,
+  spread evenly over the subject's frames, read a block at a time (memory bounded by the block);
+- detection (:class:`RunningReference`): per tracked face, the mean of the frames seen so far,
+  pulled toward the training population's mean face while few frames have been seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from pattnet.data.store import PatchStore
+
+#: Reference modes of TrainConfig.normalize.
+MODES = ("global", "subject")
+
+
+def subject_references(
+    store: PatchStore,
+    kind: str,
+    subjects: Iterable[str],
+    rows: np.ndarray | None = None,
+    max_frames: int = 500,
+    block: int = 256,
+) -> dict[str, np.ndarray]:
+    """Mean face (float32, the shape of one ``kind`` sample, 0-255 scale) of each subject.
+
+    ``rows`` limits the frames that may be used (e.g. frames whose registration succeeded).
+    """
+    subj = store.subjects
+    usable = np.ones(len(store), dtype=bool) if rows is None else np.isin(np.arange(len(store)), rows)
+    read = store.patches if kind == "patches" else store.holistic
+    out: dict[str, np.ndarray] = {}
+    for s in subjects:
+        idx = np.flatnonzero((subj == s) & usable)
+        if len(idx) == 0:
+            continue
+        if len(idx) > max_frames:
+            idx = idx[np.linspace(0, len(idx) - 1, max_frames).round().astype(np.int64)]
+        acc: np.ndarray | None = None
+        for i in range(0, len(idx), block):
+            part = read(idx[i:i + block]).astype(np.float64).sum(axis=0)
+            acc = part if acc is None else acc + part
+        assert acc is not None
+        out[str(s)] = (acc / len(idx)).astype(np.float32)
+    return out
+
+
+def population_reference(refs: dict[str, np.ndarray], subjects: Iterable[str]) -> np.ndarray:
+    """Mean of the given subjects' references: the prior for a face seen for the first time."""
+    arr = [refs[s] for s in subjects if s in refs]
+    if not arr:
+        raise ValueError("no subject references to average")
+    return np.mean(np.stack(arr), axis=0).astype(np.float32)
+
+
+class RunningReference:
+    """Per tracked face: the running mean face, starting from a prior.
+
+    ``reference(face) = (sum of its frames + prior_weight * prior) / (count + prior_weight)``:
+    the first frames lean on the population mean (a single frame would otherwise be its own
+    reference and show no AU at all); after a few seconds of video the person's own mean
+    dominates. Memory: one float sum per tracked face.
+    """
+
+    def __init__(self, prior: np.ndarray, prior_weight: float = 10.0):
+        self.prior = np.asarray(prior, dtype=np.float32)
+        self.prior_weight = float(prior_weight)
+        self._sum: dict[int, np.ndarray] = {}
+        self._count: dict[int, int] = {}
+
+    def update(self, face_id: int, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != self.prior.shape:
+            raise ValueError(f"face shape {x.shape} does not match the reference {self.prior.shape}")
+        if face_id in self._sum:
+            self._sum[face_id] += x
+            self._count[face_id] += 1
+        else:
+            self._sum[face_id] = x.copy()
+            self._count[face_id] = 1
+
+    def count(self, face_id: int) -> int:
+        return self._count.get(face_id, 0)
+
+    def reference(self, face_id: int) -> np.ndarray:
+        n = self._count.get(face_id, 0)
+        if n == 0:
+            return self.prior
+        w = self.prior_weight
+        return (self._sum[face_id] + w * self.prior) / (n + w)
+
+
+__all__ = ["MODES", "RunningReference", "population_reference", "subject_references"]

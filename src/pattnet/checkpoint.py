@@ -123,8 +123,10 @@ def checkpoint_dict(
 
     aus = [int(a) for a in model.aus]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if normalize not in ("global", "subject"):
-        raise CheckpointError(f"normalize must be 'global' or 'subject', got {normalize!r}")
+    from pattnet.data.reference import MODES
+
+    if normalize not in MODES:
+        raise CheckpointError(f"normalize must be one of {', '.join(MODES)}, got {normalize!r}")
     if normalize == "subject" and reference is None:
         raise CheckpointError("a subject-normalised model needs its population reference face")
     extra: dict[str, Any] = {"normalize": normalize}
@@ -305,7 +307,9 @@ def load_checkpoint(
     reference = None
     if normalize == "subject":
         ref = data.get("reference")
-        want_shape = (9, 100, 100, 3) if model.input_kind == "patches" else (200, 200, 3)
+        from pattnet.data.store import HOLISTIC_SHAPE, PATCH_SHAPE
+
+        want_shape = PATCH_SHAPE if model.input_kind == "patches" else HOLISTIC_SHAPE
         if not isinstance(ref, torch.Tensor) or tuple(ref.shape) != want_shape:
             raise CheckpointError(f"{p}: subject-normalised model without a valid reference face "
                                   f"(expected a {want_shape} tensor)")

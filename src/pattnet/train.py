@@ -36,6 +36,7 @@ from torch import nn
 from pattnet import au_name
 from pattnet.config import from_dict, read_config_file, save_config
 from pattnet.data.folds import Split, make_split, subject_folds
+from pattnet.data.reference import MODES as NORMALIZE_MODES
 from pattnet.data.store import PatchStore
 from pattnet.errors import PattnetError
 from pattnet.models import AUModel, create_model
@@ -359,7 +360,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, store: PatchStore, run_dir: Path, fold: int,
                  folds: list[list[str]], au_cols: np.ndarray, aus: list[int],
-                 progress: bool = True, references: dict[str, np.ndarray] | None = None):
+                 progress: bool = True):
         self.cfg, self.store, self.fold = cfg, store, fold
         self.aus = aus
         self.au_cols = au_cols
@@ -392,7 +393,9 @@ class Trainer:
             self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay)
         self.kind = self.model.input_kind
-        self.ds = StoreBatches(store, self.kind, au_cols, references)
+        refs = (_references(store, run_dir, cfg, self.dist, self.kind)
+                if cfg.normalize == "subject" else None)
+        self.ds = StoreBatches(store, self.kind, au_cols, refs)
         # global batch; EpochBatches gives each DDP rank its share of every batch
         self.sampler = EpochBatches(self.data.train, max(1, cfg.batch_size), cfg.seed, self.dist.rank,
                                     self.dist.world, True, cfg.max_batches)
@@ -593,26 +596,26 @@ class Trainer:
 REFERENCES = "references.npz"
 
 
-def _references(store: PatchStore, run_dir: Path, cfg: TrainConfig,
-                rank: int) -> dict[str, np.ndarray]:
-    """Every subject's mean face, computed once per run (RUN/references.npz) and reused by all
-    folds, a resumed run and ``export``. Under DDP rank 0 writes it and the others wait."""
+def _references(store: PatchStore, run_dir: Path, cfg: TrainConfig, dist: Dist,
+                kind: str) -> dict[str, np.ndarray]:
+    """Every subject's mean ``kind`` input, computed once per run (RUN/references.npz) and
+    reused by the other folds, a resumed run and ``export``. Under DDP rank 0 writes it and the
+    others wait."""
     from pattnet.data.reference import subject_references
 
     path = run_dir / REFERENCES
-    kind = "holistic" if cfg.model == "holistic" else "patches"
-    if rank == 0 and not path.is_file():
-        rows = None if cfg.include_failed else np.flatnonzero(store.success)
-        refs = subject_references(store, kind, np.unique(store.subjects), rows,
+    if dist.main and not path.is_file():
+        usable = None if cfg.include_failed else store.success
+        refs = subject_references(store, kind, np.unique(store.subjects), usable,
                                   max_frames=cfg.reference_frames)
         tmp = tmp_path_for(path)
         with open(tmp, "wb") as fh:
             np.savez(fh, **{f"s_{k}": v for k, v in refs.items()})
         os.replace(tmp, path)
-    if _init_dist(resolve_device(cfg.device)).world > 1:
-        import torch.distributed as dist
+    if dist.world > 1:
+        import torch.distributed as tdist
 
-        dist.barrier()
+        tdist.barrier()
     return load_references(run_dir)
 
 
@@ -696,13 +699,11 @@ def train(
         if cfg.model == "single-patch":
             info["patch"] = cfg.patch
         atomic_write_json(run_dir / "run.json", info)
-    refs = None
-    if cfg.normalize == "subject":
-        refs = _references(store, run_dir, cfg, world_rank)
-    elif cfg.normalize != "global":
-        raise PattnetError(f"normalize must be 'global' or 'subject', got {cfg.normalize!r}")
+    if cfg.normalize not in NORMALIZE_MODES:
+        raise PattnetError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, "
+                           f"got {cfg.normalize!r}")
     for f in which:
-        trainer = Trainer(cfg, store, run_dir, f, fold_lists, au_cols, aus, progress, refs)
+        trainer = Trainer(cfg, store, run_dir, f, fold_lists, au_cols, aus, progress)
         trainer.run(stop_after=stop_after)
     return run_dir
 

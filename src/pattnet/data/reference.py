@@ -30,20 +30,20 @@ def subject_references(
     store: PatchStore,
     kind: str,
     subjects: Iterable[str],
-    rows: np.ndarray | None = None,
+    usable: np.ndarray | None = None,
     max_frames: int = 500,
     block: int = 256,
 ) -> dict[str, np.ndarray]:
     """Mean face (float32, the shape of one ``kind`` sample, 0-255 scale) of each subject.
 
-    ``rows`` limits the frames that may be used (e.g. frames whose registration succeeded).
+    ``usable`` (bool per store row) limits the frames used (e.g. ``store.success``).
     """
     subj = store.subjects
-    usable = np.ones(len(store), dtype=bool) if rows is None else np.isin(np.arange(len(store)), rows)
     read = store.patches if kind == "patches" else store.holistic
     out: dict[str, np.ndarray] = {}
     for s in subjects:
-        idx = np.flatnonzero((subj == s) & usable)
+        mine = subj == s
+        idx = np.flatnonzero(mine if usable is None else mine & usable)
         if len(idx) == 0:
             continue
         if len(idx) > max_frames:

@@ -89,3 +89,38 @@ def test_image_as_single_frame(tmp_path, astronaut):
     frames = list(iter_frames(tmp_path / "a.png", max_side=256))
     assert len(frames) == 1 and frames[0].rgb.shape == (256, 256, 3)
     assert frames[0].timestamp == 0.0
+
+
+def test_read_ahead_keeps_order_errors_and_stops_on_close():
+    import threading
+
+    from pattnet.utils import read_ahead
+
+    assert list(read_ahead(range(50), depth=3)) == list(range(50))
+
+    def broken():
+        yield from range(5)
+        raise ValueError("damaged at 5")
+
+    got = []
+    with pytest.raises(ValueError, match="damaged at 5"):
+        for x in read_ahead(broken(), depth=2):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()  # the source is closed on the reading thread when the reader stops
+
+    gen = read_ahead(endless(), depth=2)
+    assert [next(gen) for _ in range(3)] == [0, 1, 2]
+    gen.close()
+    assert closed.is_set()
+    assert not any(t.name == "pattnet-read-ahead" for t in threading.enumerate())

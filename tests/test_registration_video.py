@@ -47,3 +47,43 @@ def test_truncated_video_keeps_frames(faces_dir, tmp_path):
             got.append(fr.index)
     assert got and exc.value.frames_read == len(got) == got[-1] + 1
     assert "ends early" in str(exc.value)
+
+
+def test_pipelined_stream_equals_frame_by_frame(faces_dir):
+    """register_stream warps frame i on a worker while MediaPipe reads frame i+1: same output."""
+    from pattnet.io import DecodeError, iter_frames
+    from pattnet.registration import Registrar
+
+    src = list(itertools.islice(iter_frames(faces_dir / "WolfgangLanger_Pexels.mp4"), 12))
+
+    def broken():  # the source fails after 12 frames, as a damaged video does
+        yield from src
+        raise DecodeError("cut.mp4: ends early", frames_read=len(src))
+
+    runs = []
+    for pipelined in (False, True):
+        with Registrar(static_image_mode=False) as reg:
+            got = []
+            with pytest.raises(DecodeError):
+                for fr in reg.register_stream(broken(), pipelined=pipelined):
+                    got.append(fr)
+            runs.append(got)
+    seq, pipe = runs
+    assert [f.index for f in pipe] == [f.index for f in seq] == list(range(12))
+    for a, b in zip(seq, pipe, strict=True):
+        assert a.timestamp == b.timestamp and a.shape == b.shape
+        assert [f.face_id for f in a.faces] == [f.face_id for f in b.faces] == [0]
+        np.testing.assert_array_equal(a.faces[0].landmarks, b.faces[0].landmarks)
+        np.testing.assert_array_equal(a.faces[0].image, b.faces[0].image)
+
+
+def test_stream_takes_bare_arrays_and_reports_a_bad_frame_after_the_good_ones(astronaut):
+    from pattnet.errors import PattnetError
+    from pattnet.registration import Registrar
+
+    frames = [astronaut, astronaut, astronaut[:, :, 0]]
+    got = []
+    with Registrar(static_image_mode=True) as reg, pytest.raises(PattnetError, match="RGB uint8"):
+        for fr in reg.register_stream(frames):
+            got.append(fr)
+    assert [f.index for f in got] == [0, 1] and all(len(f.faces) == 1 for f in got)

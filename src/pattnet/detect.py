@@ -39,6 +39,7 @@ import numpy as np
 
 from pattnet import au_name
 from pattnet.errors import PattnetError
+from pattnet.utils import put_until_stopped
 
 log = logging.getLogger("pattnet.detect")
 
@@ -160,16 +161,6 @@ class _End:
 @dataclass
 class _Failure:
     exc: BaseException
-
-
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def frame_count(source: str | Path | int) -> int | None:
@@ -419,8 +410,9 @@ class Detector:
 
     def _produce(self, source: str | Path | int, q: queue.Queue, stop: threading.Event,
                  keep_frames: bool, max_frames: int | None, max_side: int | None) -> None:
-        from pattnet.io import iter_frames
+        from pattnet.io import Frame, iter_frames
         from pattnet.patches import crop_patches
+        from pattnet.utils import read_ahead
 
         reg = None
         owned = False
@@ -428,11 +420,22 @@ class Detector:
         try:
             reg, owned = self._registrar_for(source)
             holistic = self.input_kind == "holistic"
-            for n, fr in enumerate(iter_frames(source, max_side=max_side), start=1):
+            shown: dict[int, np.ndarray] = {}  # the frames in flight, when the caller wants them
+
+            def frames() -> Iterator[Frame]:
+                decoded = iter_frames(source, max_side=max_side)
+                if not isinstance(source, int):  # a file: decode ahead (a camera: latest frame)
+                    decoded = read_ahead(decoded)
+                for fr in decoded:
+                    if keep_frames:
+                        shown[fr.index] = fr.rgb
+                    yield fr
+
+            for n, fr in enumerate(reg.register_stream(frames()), start=1):
                 if stop.is_set():
                     break
                 faces, inputs = [], []
-                for f in reg.register(fr.rgb):
+                for f in fr.faces:
                     res = FaceResult(int(f.face_id), bool(f.success), float(f.confidence),
                                      float(f.pitch), float(f.yaw), float(f.roll),
                                      tuple(float(v) for v in f.bbox))
@@ -440,15 +443,14 @@ class Detector:
                     if f.success:
                         patches, whole = crop_patches(f.image)
                         inputs.append(whole if holistic else patches)
-                item = _Item(fr.index, fr.timestamp, faces, inputs,
-                             fr.rgb if keep_frames else None)
-                if not _put(q, item, stop):
+                item = _Item(fr.index, fr.timestamp, faces, inputs, shown.pop(fr.index, None))
+                if not put_until_stopped(q, item, stop):
                     return
                 if max_frames is not None and n >= max_frames:
                     break
-            _put(q, _End(), stop)
+            put_until_stopped(q, _End(), stop)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            _put(q, _Failure(exc), stop)
+            put_until_stopped(q, _Failure(exc), stop)
         finally:
             _restore_opencv(cv_level)
             if owned and reg is not None:

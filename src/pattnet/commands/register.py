@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def register_one(path: Path, stem: str, out_dir: Path, cfg, image_registrar, *,
     from pattnet.io import DecodeError, is_video, iter_frames
     from pattnet.patches import save_patch_figure
     from pattnet.registration import Registrar
-    from pattnet.utils import tmp_path_for, write_png_atomic
+    from pattnet.utils import read_ahead, tmp_path_for, write_png_atomic
 
     frame_dir = out_dir / stem
     csv_path = out_dir / f"{stem}.csv"
@@ -97,12 +98,11 @@ def register_one(path: Path, stem: str, out_dir: Path, cfg, image_registrar, *,
 
             def handle(fr) -> None:
                 nonlocal n_frames, n_faces
-                faces = reg.register(fr.rgb)
                 n_frames += 1
-                if not faces:
+                if not fr.faces:
                     w.writerow(face_row(fr.index, fr.timestamp, None))
                     return
-                for f in faces:
+                for f in fr.faces:
                     w.writerow(face_row(fr.index, fr.timestamp, f))
                     n_faces += 1
                     if (images or patches) and f.success:
@@ -113,9 +113,8 @@ def register_one(path: Path, stem: str, out_dir: Path, cfg, image_registrar, *,
                         if patches:
                             save_patch_figure(f, frame_dir / f"{name}_patches.png")
 
-            handle(first)
             try:
-                for fr in frames:
+                for fr in reg.register_stream(read_ahead(itertools.chain([first], frames))):
                     handle(fr)
             except DecodeError as exc:
                 problem = str(exc)

@@ -17,7 +17,8 @@ Per face:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 
 from pattnet.errors import PattnetError
+from pattnet.io import Frame
 from pattnet.registration.landmarks import LandmarkBackend, load_backend
 from pattnet.registration.pose import apply_similarity, rotation_to_euler, similarity_fit
 from pattnet.registration.template import (
@@ -190,6 +192,55 @@ class Registrar:
                        ) -> RegisteredFrame:
         return RegisteredFrame(index, timestamp, self.register(rgb), tuple(rgb.shape[:2]))
 
+    def register_stream(self, frames: Iterable[Frame | np.ndarray], *, pipelined: bool = True
+                        ) -> Iterator[RegisteredFrame]:
+        """Register a sequence of frames in order, one :class:`RegisteredFrame` per input frame.
+
+        Why pipelined: MediaPipe works on one core and the pose fit + warp on another, so the
+        landmarks of frame i+1 are found on the calling thread while one worker thread warps
+        frame i (both release the GIL for most of their time). The output is the same as
+        :meth:`register_frame` frame after frame; at most two frames are in flight, so memory
+        stays bounded. ``frames`` yields :class:`pattnet.io.Frame` objects (index and timestamp
+        are kept) or bare RGB arrays (numbered from 0). An error from the source (a video broken
+        part way) or a bad frame is raised after every earlier frame has been yielded.
+        """
+        if not pipelined:
+            for n, fr in enumerate(frames):
+                rgb, index, ts = _unpack(fr, n)
+                yield self.register_frame(rgb, index, ts)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="pattnet-warp") as pool:
+            pending: tuple[int, float, tuple[int, int], Future] | None = None
+            it = iter(frames)
+            n = 0
+            while True:
+                try:
+                    fr = next(it)
+                    rgb, index, ts = _unpack(fr, n)
+                    rgb = _check_rgb(rgb)
+                    points = self.detect(rgb)
+                except StopIteration:
+                    break
+                except Exception:
+                    if pending is not None:
+                        yield self._collect(*pending)
+                    raise
+                n += 1
+                job = pool.submit(lambda rgb=rgb, pts=points: [self.register_points(rgb, p)
+                                                               for p in pts])
+                if pending is not None:
+                    yield self._collect(*pending)
+                pending = (index, ts, tuple(rgb.shape[:2]), job)
+            if pending is not None:
+                yield self._collect(*pending)
+
+    def _collect(self, index: int, timestamp: float, shape: tuple[int, int], job: Future
+                 ) -> RegisteredFrame:
+        faces = job.result()
+        self._assign_ids(faces)  # in frame order, on the caller's thread: ids stay stable
+        faces.sort(key=lambda f: f.face_id)
+        return RegisteredFrame(index, timestamp, faces, shape)
+
     def register_points(self, rgb: np.ndarray, points: np.ndarray, face_id: int = 0
                         ) -> RegisteredFace:
         """Register one face whose 478 source landmarks are already known.
@@ -285,6 +336,12 @@ class Registrar:
         self._tracks = [(f.face_id, f.bbox) for f in faces]
 
 
+def _unpack(frame: Frame | np.ndarray, n: int) -> tuple[np.ndarray, int, float]:
+    if isinstance(frame, np.ndarray):
+        return frame, n, 0.0
+    return frame.rgb, frame.index, frame.timestamp
+
+
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     a = np.asarray(rgb)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
@@ -372,6 +429,7 @@ def register_video(
     ``frames_read`` says where it stopped. An image path yields one frame.
     """
     from pattnet.io import iter_frames
+    from pattnet.utils import read_ahead
 
     cfg = config or RegistrationConfig(max_faces=max_faces)
     if config is not None and max_faces != 1:
@@ -380,8 +438,7 @@ def register_video(
     reg = registrar or Registrar(cfg, static_image_mode=False)
     reg.reset_tracking()
     try:
-        for fr in iter_frames(path, max_side=max_side):
-            yield reg.register_frame(fr.rgb, fr.index, fr.timestamp)
+        yield from reg.register_stream(read_ahead(iter_frames(path, max_side=max_side)))
     finally:
         if own:
             reg.close()

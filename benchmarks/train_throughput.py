@@ -5,7 +5,9 @@
 (b) pattnet: the same 12 networks trained in ONE pass over the data (each batch read and
     normalised once, then every network's forward/backward), bf16 autocast + channels_last where
     the hardware has bf16 (falls back to fp32 otherwise), and on CPU the glibc allocator setting
-    pattnet's trainer makes (``tune_cpu_allocator``);
+    and the network threads of pattnet's trainer (``tune_cpu_allocator``, ``network_threads``:
+    the independent networks side by side, one thread per core), through the trainer's own step
+    function ``backward_networks``;
 (a') for transparency, the authors' way again with that allocator setting, to show how much of
     the gain is the allocator and how much is bf16/channels_last and the single data pass;
 (c) the multi-label model (shared encoders), pattnet's way.
@@ -36,8 +38,12 @@ from pattnet.models import create_model  # noqa: E402
 from pattnet.models.inputs import to_model_input  # noqa: E402
 from pattnet.train import (  # noqa: E402
     EpochBatches,
+    backward_networks,
+    intra_op_threads,
+    network_threads,
     networks,
     resolve_precision,
+    split_networks,
     tune_cpu_allocator,
     weighted_bce,
 )
@@ -80,8 +86,13 @@ def authors_way(store: PatchStore, device: torch.device, batch: int) -> float:
     return n / elapsed
 
 
-def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str) -> tuple[float, str]:
-    """All AUs in one pass over the data: bf16 autocast + channels_last."""
+def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str,
+                threads: int | None = None) -> tuple[float, str, int]:
+    """All AUs in one pass over the data: bf16 autocast + channels_last, and on a CPU the
+    independent networks side by side on ``network_threads`` threads: the trainer's own step
+    (``backward_networks``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     n = len(store)
     amp = resolve_precision("auto", device)
     torch.manual_seed(0)
@@ -89,24 +100,30 @@ def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str) 
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     pw = torch.ones(12, device=device)
     nets = networks(model)
+    parts = split_networks(nets, network_threads(threads, len(nets), device))
 
-    def step(idx: np.ndarray) -> None:
-        x = to_model_input(store.patches(idx), "patches", channels_last=True, device=device)
-        y = torch.from_numpy(store.labels[idx]).to(device)
-        opt.zero_grad()
-        for net, cols in nets:
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                out = net(x)
-            weighted_bce(out.logits, y[:, cols], pw[cols]).backward()
-        opt.step()
+    def autocast() -> torch.autocast:
+        return torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None)
 
-    step(np.arange(min(batch, n)))  # warm-up: oneDNN picks its kernels
-    sync(device)
-    t0 = time.perf_counter()
-    for idx in EpochBatches(np.arange(n), batch, seed=0):
-        step(idx)
-    sync(device)
-    return n / (time.perf_counter() - t0), "bf16" if amp == torch.bfloat16 else str(amp or "fp32")
+    with intra_op_threads(max(1, torch.get_num_threads() // len(parts))), \
+            ThreadPoolExecutor(len(parts), thread_name_prefix="bench-net") as pool:
+
+        def step(idx: np.ndarray) -> None:
+            x = to_model_input(store.patches(idx), "patches", channels_last=True, device=device,
+                               dtype=amp)
+            y = torch.from_numpy(store.labels[idx]).to(device)
+            opt.zero_grad()
+            backward_networks(parts, x, y, pw, autocast, pool if len(parts) > 1 else None)
+            opt.step()
+
+        step(np.arange(min(batch, n)))  # warm-up: oneDNN picks its kernels
+        sync(device)
+        t0 = time.perf_counter()
+        for idx in EpochBatches(np.arange(n), batch, seed=0):
+            step(idx)
+        sync(device)
+        dt = time.perf_counter() - t0
+    return n / dt, "bf16" if amp == torch.bfloat16 else str(amp or "fp32"), len(parts)
 
 
 def main() -> None:
@@ -114,6 +131,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--network-threads", type=int, default=None,
+                    help="threads training the 12 networks side by side (default: the trainer's)")
+    ap.add_argument("--one-thread-too", action="store_true",
+                    help="also time (b) with the networks one after another")
     args = ap.parse_args()
     device = torch.device(args.device)
     print(f"machine: {machine()}")
@@ -126,12 +147,17 @@ def main() -> None:
         if tuned:
             a2 = authors_way(store, device, args.batch)
             print(f"(a') authors' way with pattnet's allocator setting: {a2:.2f} samples/s")
-        b, prec = pattnet_way(store, device, args.batch, "pattnet")
+        b, prec, nt = pattnet_way(store, device, args.batch, "pattnet", args.network_threads)
         print(f"(b) pattnet, 12 networks in one data pass, {prec} + channels_last"
-              f"{' + allocator setting' if tuned else ''}: {b:.2f} samples/s")
+              f"{' + allocator setting' if tuned else ''}, networks on {nt} thread(s) side by side: "
+              f"{b:.2f} samples/s")
         if tuned:
             print(f"    (b) / (a') = {b / a2:.2f}: the gain without the allocator setting")
-        c, _ = pattnet_way(store, device, args.batch, "pattnet-multilabel")
+        if nt > 1 and args.one_thread_too:
+            b1, _, _ = pattnet_way(store, device, args.batch, "pattnet", 1)
+            print(f"(b1) the same with the networks one after another (network_threads=1): "
+                  f"{b1:.2f} samples/s; side by side is {b / b1:.2f}x")
+        c, _, _ = pattnet_way(store, device, args.batch, "pattnet-multilabel")
         print(f"(c) pattnet-multilabel (shared encoders), {prec} + channels_last: {c:.2f} samples/s "
               f"({c / a:.1f}x the authors' way)")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")

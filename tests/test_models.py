@@ -106,3 +106,7 @@ def test_input_normalisation(channels_last):
     assert t[0, 3, 1, 5, 7] == 1.0 and t[1, 0, 0, 0, 0] == -1.0
     if channels_last:
         assert t[:, 0].is_contiguous(memory_format=torch.channels_last)
+    # rounded once to the autocast dtype: the same numbers, the same layout
+    b = to_model_input(x, "patches", channels_last=channels_last, dtype=torch.bfloat16)
+    assert b.dtype == torch.bfloat16 and b.stride() == t.stride()
+    assert torch.equal(b, t.to(torch.bfloat16))

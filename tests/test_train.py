@@ -189,3 +189,47 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     hist = (tmp_path / "run" / "fold1" / "history.csv").read_text()
     assert "world" in hist.splitlines()[0] and hist.splitlines()[1].split(",")[-1] == "2"
     assert (tmp_path / "run" / "fold1" / "predictions.npz").is_file()
+
+
+def test_networks_side_by_side_get_the_gradients_they_get_alone():
+    """Per-AU networks trained on two threads: each gets exactly its one-after-another gradient."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pattnet.models import create_model
+    from pattnet.models.inputs import to_model_input
+    from pattnet.train import backward_networks, intra_op_threads, networks, split_networks
+
+    rng = np.random.default_rng(0)
+    x = to_model_input(rng.integers(0, 255, (6, 9, 100, 100, 3), dtype=np.uint8), "patches")
+    y = torch.from_numpy(rng.integers(0, 2, (6, 3)).astype(np.float32))
+    pw = torch.tensor([1.0, 2.0, 0.5])
+    torch.manual_seed(0)
+    model = create_model("pattnet", aus=[1, 2, 4]).to(memory_format=torch.channels_last).train()
+    nets = networks(model)
+    grads, losses = [], []
+    with intra_op_threads(1):  # the same per-op arithmetic on both paths
+        for threads in (1, 2):
+            model.zero_grad(set_to_none=True)
+            with ThreadPoolExecutor(threads) as pool:
+                losses.append(backward_networks(split_networks(nets, threads), x, y, pw,
+                                                contextlib.nullcontext, pool))
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    assert math.isclose(losses[0], losses[1], rel_tol=1e-6)
+    for name, g in grads[0].items():
+        assert torch.equal(g, grads[1][name]), name
+
+
+def test_network_threads_rules():
+    from pattnet.errors import PattnetError
+    from pattnet.train import network_threads, split_networks
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert network_threads(None, 12, cpu) == min(12, torch.get_num_threads())
+    assert network_threads(None, 1, cpu) == 1  # multi-label: one network
+    assert network_threads(None, 12, gpu) == 1 and network_threads(None, 12, cpu, world=2) == 1
+    assert network_threads(3, 2, cpu) == 2
+    with pytest.raises(PattnetError, match="network_threads"):
+        network_threads(0, 12, cpu)
+    groups = split_networks(list(range(5)), 2)
+    assert groups == [[0, 2, 4], [1, 3]] and split_networks(list(range(1)), 2) == [[0]]

@@ -374,7 +374,8 @@ class Detector:
             ref = (torch.from_numpy(ck.reference).expand(len(inputs), *ck.reference.shape)
                    if reference is None else reference)
         with torch.inference_mode():
-            x = to_model_input(inputs, ck.input_kind, ck.mean, ck.std, True, self.device, ref)
+            x = to_model_input(inputs, ck.input_kind, ck.mean, ck.std, True, self.device, ref,
+                               self.amp_dtype)
             with self._autocast():
                 out = ck.model(x)
             prob = torch.sigmoid(out.logits.float()).cpu().numpy()[:, self._cols]

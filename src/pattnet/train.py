@@ -82,6 +82,9 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
     tune_allocator: bool = True  # CPU: keep freed activation memory for reuse (see tune_cpu_allocator)
+    # CPU, per-AU mode: independent networks trained side by side on this many threads (each op
+    # on fewer cores); None = auto (one per core, at most one per network; 1 on GPU or with DDP)
+    network_threads: int | None = None
     device: str = "auto"
     num_workers: int = 1
     max_batches: int | None = None  # cap batches per epoch (smoke tests); None = all frames
@@ -309,6 +312,76 @@ def networks(model: AUModel) -> list[tuple[nn.Module, list[int]]]:
     return [(model.net, list(range(len(model.aus))))]
 
 
+def network_threads(requested: int | None, n_nets: int, device: torch.device, world: int = 1
+                    ) -> int:
+    """How many threads train the independent networks side by side (1 = one after another).
+
+    Why: on a CPU the per-AU networks' convolutions already run at the bf16 GEMM peak, and the
+    rest (batch norm, max-pooling, ReLU backward on 96x96x32 maps) waits on memory and scales
+    poorly across cores; two networks at once, each on one core, overlap one's convolutions with
+    the other's memory-bound ops (a 2-core CPU: 5-9 % faster steps, benchmarks/train_throughput.py
+    and docs/training.md). A GPU runs one network's ops at a time anyway, and DDP needs every
+    rank to start its collectives in the same order, so both stay at 1.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise PattnetError(f"network_threads must be at least 1, got {requested}")
+        return min(requested, max(1, n_nets))
+    if device.type != "cpu" or world > 1 or n_nets < 2:
+        return 1
+    return max(1, min(n_nets, torch.get_num_threads()))
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int) -> Iterator[None]:
+    """Run torch ops on ``n`` threads inside the block (process-wide), restoring the count after.
+
+    Threads that run their first torch op inside the block keep ``n`` for their lifetime
+    (PyTorch fixes a thread's OpenMP team size on its first parallel op), so worker threads
+    started here stay at ``n`` while the main thread gets its count back.
+    """
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+NetGroup = Sequence[tuple[nn.Module, list[int]]]
+
+
+def split_networks(nets: NetGroup, threads: int) -> list[list[tuple[nn.Module, list[int]]]]:
+    """Round-robin groups of networks, one group per thread."""
+    return [list(nets[i::threads]) for i in range(threads) if nets[i::threads]]
+
+
+def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor, y: torch.Tensor,
+                      pos_weight: torch.Tensor, autocast: Any, pool: Any = None) -> float:
+    """Forward + backward of every independent network on one batch; returns the summed loss.
+
+    With a thread ``pool`` each group of ``parts`` runs on its own thread. The networks share no
+    parameters, so each gets exactly the gradient it would get alone, whatever runs beside it;
+    losses are summed in group order, so the result does not depend on thread timing.
+    """
+    def run(part: NetGroup) -> float:
+        total = 0.0
+        for net, cols in part:
+            with autocast():
+                out = net(x)
+            loss = weighted_bce(out.logits, y[:, cols], pos_weight[cols])
+            loss.backward()
+            total += float(loss.detach())
+        return total
+
+    if pool is None or len(parts) < 2:
+        return sum(run(part) for part in parts)
+    return sum(f.result() for f in [pool.submit(run, part) for part in parts])
+
+
 def model_from_config(cfg: TrainConfig, aus: Sequence[int]) -> AUModel:
     kw: dict[str, Any] = {"order": cfg.order, "attention_bias": cfg.attention_bias,
                           "init": cfg.init}
@@ -385,6 +458,8 @@ class Trainer:
         )
         self.nets = networks(self.model)
         self.ddp_nets = [self._wrap(net) for net, _ in self.nets]
+        self.threads = network_threads(cfg.network_threads, len(self.nets), self.device,
+                                       self.dist.world)
         groups = param_groups(self.model, cfg.lr, cfg.attention_lr)
         if cfg.optimizer == "adam":
             self.opt: torch.optim.Optimizer = torch.optim.Adam(
@@ -417,7 +492,7 @@ class Trainer:
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return to_model_input(batch["x"], self.kind, self.cfg.mean, self.cfg.std,
-                              self.cfg.channels_last, self.device, batch.get("ref"))
+                              self.cfg.channels_last, self.device, batch.get("ref"), self.amp_dtype)
 
     # -- checkpoints ------------------------------------------------------------------------
     def ckpt_path(self, epoch: int) -> Path:
@@ -460,25 +535,31 @@ class Trainer:
                         self.progress and self.dist.main, unit="batch")
         seen = 0
         t0 = time.perf_counter()
-        for batch in loader:
-            x = self._input(batch)
-            y = batch["y"].to(self.device)
-            self.opt.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for net, (_, cols) in zip(self.ddp_nets, self.nets, strict=True):
-                with self._autocast():
-                    out = net(x)
-                loss = weighted_bce(out.logits, y[:, cols], self.pos_weight[cols])
-                loss.backward()
-                step_loss += float(loss.detach())
-            if not math.isfinite(step_loss):
-                raise PattnetError(f"fold {self.fold} epoch {epoch}: loss became {step_loss}")
-            self.opt.step()
-            total += step_loss
-            seen += len(batch["index"])
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}",
-                            fps=f"{seen * self.dist.world / (time.perf_counter() - t0):.1f}")
+        parts = split_networks([(d, cols) for d, (_, cols) in zip(self.ddp_nets, self.nets,
+                                                                   strict=True)], self.threads)
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if len(parts) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                # the cores are shared out between the network threads for this epoch
+                cores = torch.get_num_threads()
+                stack.enter_context(intra_op_threads(max(1, cores // len(parts))))
+                pool = stack.enter_context(
+                    ThreadPoolExecutor(len(parts), thread_name_prefix="pattnet-net"))
+            for batch in loader:
+                x = self._input(batch)
+                y = batch["y"].to(self.device)
+                self.opt.zero_grad(set_to_none=True)
+                step_loss = backward_networks(parts, x, y, self.pos_weight, self._autocast, pool)
+                if not math.isfinite(step_loss):
+                    raise PattnetError(f"fold {self.fold} epoch {epoch}: loss became {step_loss}")
+                self.opt.step()
+                total += step_loss
+                seen += len(batch["index"])
+                bar.update(1)
+                bar.set_postfix(loss=f"{step_loss:.3f}",
+                                fps=f"{seen * self.dist.world / (time.perf_counter() - t0):.1f}")
         bar.close()
         return total / max(1, n_batches)
 

@@ -22,11 +22,22 @@ def to_model_input(
     channels_last: bool = True,
     device: torch.device | str = "cpu",
     reference: np.ndarray | torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """(B, 9, 100, 100, 3) uint8 -> (B, 9, 3, 100, 100); (B, 200, 200, 3) -> (B, 3, 200, 200).
 
     ``reference`` (same shape as ``images``, float, 0-255 scale): subtracted instead of ``mean``.
+    ``dtype`` (e.g. the autocast dtype): the result is rounded to it once, here, instead of by
+    autocast in every encoder's first convolution (108 times a batch for the per-AU model); the
+    numbers the convolutions see are the same.
     """
+    x = _normalised(images, kind, mean, std, channels_last, device, reference)
+    return x if dtype is None or dtype == x.dtype else x.to(dtype)  # keeps the memory layout
+
+
+def _normalised(images: np.ndarray | torch.Tensor, kind: str, mean: float, std: float,
+                channels_last: bool, device: torch.device | str,
+                reference: np.ndarray | torch.Tensor | None) -> torch.Tensor:
     x = torch.as_tensor(images).to(device, non_blocking=True)
     scale = 1.0 / (255.0 * std)
     shift = mean / std

@@ -39,7 +39,7 @@ from pattnet.models.inputs import to_model_input  # noqa: E402
 from pattnet.train import (  # noqa: E402
     EpochBatches,
     backward_networks,
-    intra_op_threads,
+    network_pool,
     network_threads,
     networks,
     resolve_precision,
@@ -91,8 +91,6 @@ def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str,
     """All AUs in one pass over the data: bf16 autocast + channels_last, and on a CPU the
     independent networks side by side on ``network_threads`` threads: the trainer's own step
     (``backward_networks``)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     n = len(store)
     amp = resolve_precision("auto", device)
     torch.manual_seed(0)
@@ -105,15 +103,14 @@ def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str,
     def autocast() -> torch.autocast:
         return torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None)
 
-    with intra_op_threads(max(1, torch.get_num_threads() // len(parts))), \
-            ThreadPoolExecutor(len(parts), thread_name_prefix="bench-net") as pool:
+    with network_pool(len(parts)) as pool:
 
         def step(idx: np.ndarray) -> None:
             x = to_model_input(store.patches(idx), "patches", channels_last=True, device=device,
                                dtype=amp)
             y = torch.from_numpy(store.labels[idx]).to(device)
             opt.zero_grad()
-            backward_networks(parts, x, y, pw, autocast, pool if len(parts) > 1 else None)
+            backward_networks(parts, x, y, pw, autocast, pool)
             opt.step()
 
         step(np.arange(min(batch, n)))  # warm-up: oneDNN picks its kernels

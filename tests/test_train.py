@@ -194,11 +194,16 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
 def test_networks_side_by_side_get_the_gradients_they_get_alone():
     """Per-AU networks trained on two threads: each gets exactly its one-after-another gradient."""
     import contextlib
-    from concurrent.futures import ThreadPoolExecutor
 
     from pattnet.models import create_model
     from pattnet.models.inputs import to_model_input
-    from pattnet.train import backward_networks, intra_op_threads, networks, split_networks
+    from pattnet.train import (
+        backward_networks,
+        intra_op_threads,
+        network_pool,
+        networks,
+        split_networks,
+    )
 
     rng = np.random.default_rng(0)
     x = to_model_input(rng.integers(0, 255, (6, 9, 100, 100, 3), dtype=np.uint8), "patches")
@@ -211,7 +216,7 @@ def test_networks_side_by_side_get_the_gradients_they_get_alone():
     with intra_op_threads(1):  # the same per-op arithmetic on both paths
         for threads in (1, 2):
             model.zero_grad(set_to_none=True)
-            with ThreadPoolExecutor(threads) as pool:
+            with network_pool(threads) as pool:
                 losses.append(backward_networks(split_networks(nets, threads), x, y, pw,
                                                 contextlib.nullcontext, pool))
             grads.append({n: p.grad.clone() for n, p in model.named_parameters()})

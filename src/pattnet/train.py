@@ -319,7 +319,7 @@ def network_threads(requested: int | None, n_nets: int, device: torch.device, wo
     Why: on a CPU the per-AU networks' convolutions already run at the bf16 GEMM peak, and the
     rest (batch norm, max-pooling, ReLU backward on 96x96x32 maps) waits on memory and scales
     poorly across cores; two networks at once, each on one core, overlap one's convolutions with
-    the other's memory-bound ops (a 2-core CPU: 5-9 % faster steps, benchmarks/train_throughput.py
+    the other's memory-bound ops (a 2-core CPU: 1.05-1.11x, benchmarks/train_throughput.py
     and docs/training.md). A GPU runs one network's ops at a time anyway, and DDP needs every
     rank to start its collectives in the same order, so both stay at 1.
     """
@@ -349,6 +349,20 @@ def intra_op_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def network_pool(n_groups: int) -> Iterator[Any]:
+    """A thread pool for ``n_groups`` groups of networks, the cores shared out between them
+    (None for one group: the networks then run on the calling thread with every core)."""
+    if n_groups < 2:
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with intra_op_threads(max(1, torch.get_num_threads() // n_groups)), \
+            ThreadPoolExecutor(n_groups, thread_name_prefix="pattnet-net") as pool:
+        yield pool
 
 
 NetGroup = Sequence[tuple[nn.Module, list[int]]]
@@ -537,16 +551,7 @@ class Trainer:
         t0 = time.perf_counter()
         parts = split_networks([(d, cols) for d, (_, cols) in zip(self.ddp_nets, self.nets,
                                                                    strict=True)], self.threads)
-        with contextlib.ExitStack() as stack:
-            pool = None
-            if len(parts) > 1:
-                from concurrent.futures import ThreadPoolExecutor
-
-                # the cores are shared out between the network threads for this epoch
-                cores = torch.get_num_threads()
-                stack.enter_context(intra_op_threads(max(1, cores // len(parts))))
-                pool = stack.enter_context(
-                    ThreadPoolExecutor(len(parts), thread_name_prefix="pattnet-net"))
+        with network_pool(len(parts)) as pool:
             for batch in loader:
                 x = self._input(batch)
                 y = batch["y"].to(self.device)

@@ -472,8 +472,10 @@ class Trainer:
         )
         self.nets = networks(self.model)
         self.ddp_nets = [self._wrap(net) for net, _ in self.nets]
-        self.threads = network_threads(cfg.network_threads, len(self.nets), self.device,
-                                       self.dist.world)
+        # the groups of networks trained side by side, one thread each (one group = in turn)
+        self.parts = split_networks(
+            [(d, cols) for d, (_, cols) in zip(self.ddp_nets, self.nets, strict=True)],
+            network_threads(cfg.network_threads, len(self.nets), self.device, self.dist.world))
         groups = param_groups(self.model, cfg.lr, cfg.attention_lr)
         if cfg.optimizer == "adam":
             self.opt: torch.optim.Optimizer = torch.optim.Adam(
@@ -549,14 +551,13 @@ class Trainer:
                         self.progress and self.dist.main, unit="batch")
         seen = 0
         t0 = time.perf_counter()
-        parts = split_networks([(d, cols) for d, (_, cols) in zip(self.ddp_nets, self.nets,
-                                                                   strict=True)], self.threads)
-        with network_pool(len(parts)) as pool:
+        with network_pool(len(self.parts)) as pool:
             for batch in loader:
                 x = self._input(batch)
                 y = batch["y"].to(self.device)
                 self.opt.zero_grad(set_to_none=True)
-                step_loss = backward_networks(parts, x, y, self.pos_weight, self._autocast, pool)
+                step_loss = backward_networks(self.parts, x, y, self.pos_weight, self._autocast,
+                                              pool)
                 if not math.isfinite(step_loss):
                     raise PattnetError(f"fold {self.fold} epoch {epoch}: loss became {step_loss}")
                 self.opt.step()

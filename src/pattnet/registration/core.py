@@ -183,10 +183,7 @@ class Registrar:
     def register(self, rgb: np.ndarray) -> list[RegisteredFace]:
         """All faces (up to ``max_faces``) of one RGB uint8 frame, ordered by ``face_id``."""
         rgb = _check_rgb(rgb)
-        faces = [self.register_points(rgb, pts) for pts in self.detect(rgb)]
-        self._assign_ids(faces)
-        faces.sort(key=lambda f: f.face_id)
-        return faces
+        return self._with_ids(self._register_all(rgb, self.detect(rgb)))
 
     def register_frame(self, rgb: np.ndarray, index: int = 0, timestamp: float = 0.0
                        ) -> RegisteredFrame:
@@ -226,8 +223,7 @@ class Registrar:
                         yield self._collect(*pending)
                     raise
                 n += 1
-                job = pool.submit(lambda rgb=rgb, pts=points: [self.register_points(rgb, p)
-                                                               for p in pts])
+                job = pool.submit(self._register_all, rgb, points)
                 if pending is not None:
                     yield self._collect(*pending)
                 pending = (index, ts, tuple(rgb.shape[:2]), job)
@@ -236,10 +232,12 @@ class Registrar:
 
     def _collect(self, index: int, timestamp: float, shape: tuple[int, int], job: Future
                  ) -> RegisteredFrame:
-        faces = job.result()
-        self._assign_ids(faces)  # in frame order, on the caller's thread: ids stay stable
-        faces.sort(key=lambda f: f.face_id)
-        return RegisteredFrame(index, timestamp, faces, shape)
+        # ids in frame order, on the caller's thread: they stay stable
+        return RegisteredFrame(index, timestamp, self._with_ids(job.result()), shape)
+
+    def _register_all(self, rgb: np.ndarray, points: list[np.ndarray]) -> list[RegisteredFace]:
+        """Pose fit and warp of every face found in one frame (ids not yet assigned)."""
+        return [self.register_points(rgb, pts) for pts in points]
 
     def register_points(self, rgb: np.ndarray, points: np.ndarray, face_id: int = 0
                         ) -> RegisteredFace:
@@ -304,6 +302,11 @@ class Registrar:
             landmarks_3d=canon.astype(np.float32),
             scale=float(s),
         )
+
+    def _with_ids(self, faces: list[RegisteredFace]) -> list[RegisteredFace]:
+        """``faces`` with their ``face_id`` set, ordered by it."""
+        self._assign_ids(faces)
+        return sorted(faces, key=lambda f: f.face_id)
 
     def _assign_ids(self, faces: list[RegisteredFace]) -> None:
         if self.static_image_mode:

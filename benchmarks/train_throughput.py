@@ -4,10 +4,10 @@
     full data, a Python loop over the 9 encoders, fp32, default (NCHW) memory format;
 (b) pattnet: the same 12 networks trained in ONE pass over the data (each batch read and
     normalised once, then every network's forward/backward), bf16 autocast + channels_last where
-    the hardware has bf16 (falls back to fp32 otherwise), and on CPU the glibc allocator setting
-    and the network threads of pattnet's trainer (``tune_cpu_allocator``, ``network_threads``:
-    the independent networks side by side, one thread per core), through the trainer's own step
-    function ``backward_networks``;
+    the hardware has bf16 (falls back to fp32 otherwise), and on CPU the glibc allocator setting,
+    the network threads of pattnet's trainer (``tune_cpu_allocator``, ``network_threads``: the
+    independent networks side by side, one thread per core) and its fused ReLU/BN/max-pool step
+    (``pattnet.models.fused``), through the trainer's own step function ``backward_networks``;
 (a') for transparency, the authors' way again with that allocator setting, to show how much of
     the gain is the allocator and how much is bf16/channels_last and the single data pass;
 (c) the multi-label model (shared encoders), pattnet's way.
@@ -35,6 +35,7 @@ from _common import machine, peak_rss_mib  # noqa: E402
 from pattnet import BP4D_AUS  # noqa: E402
 from pattnet.data.store import PatchStore, frame_table, write_store  # noqa: E402
 from pattnet.models import create_model  # noqa: E402
+from pattnet.models.encoder import set_fused  # noqa: E402
 from pattnet.models.inputs import to_model_input  # noqa: E402
 from pattnet.train import (  # noqa: E402
     EpochBatches,
@@ -87,7 +88,7 @@ def authors_way(store: PatchStore, device: torch.device, batch: int) -> float:
 
 
 def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str,
-                threads: int | None = None) -> tuple[float, str, int]:
+                threads: int | None = None, fused: bool = True) -> tuple[float, str, int]:
     """All AUs in one pass over the data: bf16 autocast + channels_last, and on a CPU the
     independent networks side by side on ``network_threads`` threads: the trainer's own step
     (``backward_networks``)."""
@@ -95,6 +96,7 @@ def pattnet_way(store: PatchStore, device: torch.device, batch: int, name: str,
     amp = resolve_precision("auto", device)
     torch.manual_seed(0)
     model = create_model(name, aus=BP4D_AUS).to(device).to(memory_format=torch.channels_last).train()
+    set_fused(model, fused)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     pw = torch.ones(12, device=device)
     nets = networks(model)
@@ -132,6 +134,8 @@ def main() -> None:
                     help="threads training the 12 networks side by side (default: the trainer's)")
     ap.add_argument("--one-thread-too", action="store_true",
                     help="also time (b) with the networks one after another")
+    ap.add_argument("--unfused-too", action="store_true",
+                    help="also time (b) with PyTorch's own ReLU/BN/max-pool (fused_kernels=False)")
     args = ap.parse_args()
     device = torch.device(args.device)
     print(f"machine: {machine()}")
@@ -154,6 +158,10 @@ def main() -> None:
             b1, _, _ = pattnet_way(store, device, args.batch, "pattnet", 1)
             print(f"(b1) the same with the networks one after another (network_threads=1): "
                   f"{b1:.2f} samples/s; side by side is {b / b1:.2f}x")
+        if args.unfused_too:
+            b2, _, _ = pattnet_way(store, device, args.batch, "pattnet", args.network_threads, False)
+            print(f"(b2) the same with PyTorch's ReLU/BN/max-pool (fused_kernels=False): "
+                  f"{b2:.2f} samples/s; the fused step is {b / b2:.2f}x")
         c, _, _ = pattnet_way(store, device, args.batch, "pattnet-multilabel")
         print(f"(c) pattnet-multilabel (shared encoders), {prec} + channels_last: {c:.2f} samples/s "
               f"({c / a:.1f}x the authors' way)")

@@ -191,11 +191,13 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert (tmp_path / "run" / "fold1" / "predictions.npz").is_file()
 
 
-def test_networks_side_by_side_get_the_gradients_they_get_alone():
-    """Per-AU networks trained on two threads: each gets exactly its one-after-another gradient."""
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-fused"])
+def test_networks_side_by_side_get_the_gradients_they_get_alone(bf16, monkeypatch):
+    """Per-AU networks trained on two threads: each gets exactly its one-after-another gradient
+    (in bf16 through the fused ReLU/BN/max-pool kernels, which run on both threads at once)."""
     import contextlib
 
-    from pattnet.models import create_model
+    from pattnet.models import create_model, fused
     from pattnet.models.inputs import to_model_input
     from pattnet.train import (
         backward_networks,
@@ -205,8 +207,17 @@ def test_networks_side_by_side_get_the_gradients_they_get_alone():
         split_networks,
     )
 
+    calls = []
+    monkeypatch.setattr(fused, "relu_bn_pool",
+                        lambda c, bn, f=fused.relu_bn_pool: calls.append(1) or f(c, bn))
     rng = np.random.default_rng(0)
-    x = to_model_input(rng.integers(0, 255, (6, 9, 100, 100, 3), dtype=np.uint8), "patches")
+    dtype = torch.bfloat16 if bf16 else None
+    x = to_model_input(rng.integers(0, 255, (6, 9, 100, 100, 3), dtype=np.uint8), "patches",
+                       dtype=dtype)
+
+    def autocast() -> contextlib.AbstractContextManager:
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     y = torch.from_numpy(rng.integers(0, 2, (6, 3)).astype(np.float32))
     pw = torch.tensor([1.0, 2.0, 0.5])
     torch.manual_seed(0)
@@ -218,8 +229,9 @@ def test_networks_side_by_side_get_the_gradients_they_get_alone():
             model.zero_grad(set_to_none=True)
             with network_pool(threads) as pool:
                 losses.append(backward_networks(split_networks(nets, threads), x, y, pw,
-                                                contextlib.nullcontext, pool))
+                                                autocast, pool))
             grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    assert bool(calls) == (bf16 and fused.available())
     assert math.isclose(losses[0], losses[1], rel_tol=1e-6)
     for name, g in grads[0].items():
         assert torch.equal(g, grads[1][name]), name

@@ -40,6 +40,7 @@ from pattnet.data.reference import MODES as NORMALIZE_MODES
 from pattnet.data.store import PatchStore
 from pattnet.errors import PattnetError
 from pattnet.models import AUModel, create_model
+from pattnet.models.encoder import set_fused
 from pattnet.models.inputs import to_model_input
 from pattnet.utils import atomic_write_json, atomic_write_text, tmp_path_for
 
@@ -85,6 +86,9 @@ class TrainConfig:
     # CPU, per-AU mode: independent networks trained side by side on this many threads (each op
     # on fewer cores); None = auto (one per core, at most one per network; 1 on GPU or with DDP)
     network_threads: int | None = None
+    # CPU, bf16: each encoder layer's ReLU -> BN -> max-pool as one fused step (pattnet.models.fused;
+    # same model and checkpoints, closer to float64 than PyTorch's bf16 ops); False = PyTorch's
+    fused_kernels: bool = True
     device: str = "auto"
     num_workers: int = 1
     max_batches: int | None = None  # cap batches per epoch (smoke tests); None = all frames
@@ -464,6 +468,7 @@ class Trainer:
             raise PattnetError(f"fold {fold}: no usable training frames in {store.path}")
         torch.manual_seed(cfg.seed * 1000 + fold)
         self.model = model_from_config(cfg, aus).to(self.device)
+        set_fused(self.model, cfg.fused_kernels)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.pos_weight = torch.tensor(

@@ -5,6 +5,10 @@ norm and 2x2 max-pooling, then Linear(5184, 60). ``order`` picks where batch nor
 the ReLU: ``"relu-bn"`` (default) is the order the paper lists and the authors' code uses
 (Conv -> ReLU -> BN -> MaxPool); ``"bn-relu"`` is the common Conv -> BN -> ReLU -> MaxPool, offered
 because it trains more stably with small batches.
+
+In training on a CPU in bf16 (the trainer's default there), ReLU -> BN -> MaxPool runs as one fused
+step (``pattnet.models.fused``); ``fused=False`` on the encoder, or ``TrainConfig.fused_kernels``,
+turns it off. The parameters and the checkpoint layout are the same either way.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from pattnet.models import fused as _fused
 
 Order = Literal["relu-bn", "bn-relu"]
 
@@ -48,9 +54,18 @@ class PatchEncoder(nn.Module):
         self.features = conv_stack(order)
         side = feature_side(input_size)
         self.fc = nn.Linear(64 * side * side, dim)
+        self.order = order
+        self.fused = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.features(x), 1))
+        if not (self.fused and self.training and self.order == "relu-bn"):
+            return self.fc(torch.flatten(self.features(x), 1))
+        layers = list(self.features)
+        for i in range(0, len(layers), 4):  # [conv, relu, bn, pool] per layer
+            conv, relu, bn, pool = layers[i:i + 4]
+            c = conv(x)
+            x = _fused.relu_bn_pool(c, bn) if _fused.applies(c, bn) else pool(bn(relu(c)))
+        return self.fc(torch.flatten(x, 1))
 
 
 def init_authors(module: nn.Module) -> None:
@@ -63,3 +78,10 @@ def init_authors(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+def set_fused(module: nn.Module, on: bool) -> None:
+    """Switch the fused ReLU/BN/max-pool training step of every patch encoder in ``module``."""
+    for m in module.modules():
+        if isinstance(m, PatchEncoder):
+            m.fused = on

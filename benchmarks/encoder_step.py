@@ -73,10 +73,46 @@ def errors(batch: int) -> dict[str, dict[str, float]]:
                    for k in truth} for kind, v in out.items()}
 
 
+def gradient_errors(batches: int, batch: int = 10) -> dict[str, tuple[float, float]]:
+    """Relative error vs float64 of a whole encoder's parameter gradient: (first batch, mean over
+    ``batches``) for fp32, bf16 with PyTorch's layers and bf16 fused."""
+    import copy
+
+    torch.manual_seed(0)
+    base = PatchEncoder().to(memory_format=torch.channels_last)
+    init_authors(base)
+    kinds = ("float64", "fp32", "pytorch-bf16", "fused-bf16")
+    nets = {k: copy.deepcopy(base).double() if k == "float64" else copy.deepcopy(base) for k in kinds}
+    for k, net in nets.items():
+        set_fused(net, k == "fused-bf16")
+    gen = torch.Generator().manual_seed(1)
+    target = torch.randn(60, generator=gen, dtype=torch.float64)
+    sums: dict[str, torch.Tensor] = {}
+    first: dict[str, torch.Tensor] = {}
+    for _ in range(batches):
+        x = ((torch.rand(batch, 3, 100, 100, generator=gen) - 0.5) * 0.6).to(
+            memory_format=torch.channels_last)
+        for k, net in nets.items():
+            net.zero_grad()
+            bf16 = k.endswith("bf16")
+            xk = x.double() if k == "float64" else x.bfloat16() if bf16 else x
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                e = net(xk)
+            (e.double() @ target).sum().backward()
+            g = torch.cat([p.grad.double().flatten() for p in net.parameters()])
+            first.setdefault(k, g)
+            sums[k] = sums[k] + g if k in sums else g
+    ref0, ref = first["float64"], sums["float64"]
+    return {k: (float((first[k] - ref0).norm() / ref0.norm()), float((sums[k] - ref).norm() / ref.norm()))
+            for k in kinds[1:]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--grad-batches", type=int, default=16,
+                    help="batches of 10 for the whole-encoder gradient error (0: skip)")
     args = ap.parse_args()
     if not fused.available():
         sys.exit("the fused kernels are unavailable (numba missing)")
@@ -96,6 +132,11 @@ def main() -> None:
     print(f"first layer ({args.batch}x32x96x96), relative error against float64:")
     for kind, errs in errors(args.batch).items():
         print(f"  {kind}: " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()))
+    if args.grad_batches:
+        print(f"whole encoder, parameter gradient, relative error against float64 (batch 10; first "
+              f"batch, then the mean gradient over {args.grad_batches} batches):")
+        for kind, (one, mean) in gradient_errors(args.grad_batches).items():
+            print(f"  {kind}: {one:.2e}, {mean:.2e}")
     print(f"ratio: {ratio:.2f}")
 
 

@@ -6,9 +6,10 @@ the ReLU: ``"relu-bn"`` (default) is the order the paper lists and the authors' 
 (Conv -> ReLU -> BN -> MaxPool); ``"bn-relu"`` is the common Conv -> BN -> ReLU -> MaxPool, offered
 because it trains more stably with small batches.
 
-In training on a CPU in bf16 (the trainer's default there), ReLU -> BN -> MaxPool runs as one fused
-step (``pattnet.models.fused``); ``fused=False`` on the encoder, or ``TrainConfig.fused_kernels``,
-turns it off. The parameters and the checkpoint layout are the same either way.
+In training on a CPU in bf16 (the trainer's default there), the default order's ReLU -> BN ->
+MaxPool runs as one fused step (``pattnet.models.fused``); ``fused=False`` on the encoder, or
+``TrainConfig.fused_kernels``, turns it off. The parameters and the checkpoint layout are the same
+either way.
 """
 
 from __future__ import annotations

@@ -175,6 +175,18 @@ def test_bad_input_is_one_line(tmp_path, capsys, problem):
     assert "Traceback" not in err[0]
 
 
+def test_unknown_normalize_is_refused_before_the_run_folder_is_made(tmp_path):
+    """TrainConfig built in Python skips the CLI's type check; train() refuses it before writing
+    anything, so the corrected call can use the same --out."""
+    from pattnet.errors import PattnetError
+
+    toy_store(tmp_path / "store", n=12)
+    with pytest.raises(PattnetError, match="normalize must be one of"):
+        train(tmp_path / "store", tmp_path / "run", TrainConfig(normalize="person", **FAST),
+              folds=[1], progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_ddp_two_cpu_processes_gloo(tmp_path):
     toy_store(tmp_path / "store", n=48, aus=[12], signal_patch={12: 8})
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))

@@ -323,7 +323,7 @@ def network_threads(requested: int | None, n_nets: int, device: torch.device, wo
     Why: on a CPU the per-AU networks' convolutions already run at the bf16 GEMM peak, and the
     rest (batch norm, max-pooling, ReLU backward on 96x96x32 maps) waits on memory and scales
     poorly across cores; two networks at once, each on one core, overlap one's convolutions with
-    the other's memory-bound ops (a 2-core CPU: 1.05-1.11x, benchmarks/train_throughput.py
+    the other's memory-bound ops (a 2-core CPU: 1.05-1.13x, benchmarks/train_throughput.py
     and docs/training.md). A GPU runs one network's ops at a time anyway, and DDP needs every
     rank to start its collectives in the same order, so both stay at 1.
     """
@@ -768,6 +768,9 @@ def train(
         cfg = from_dict(TrainConfig, read_config_file(cfg_path))
     elif cfg is None:
         cfg = TrainConfig()
+    if cfg.normalize not in NORMALIZE_MODES:
+        raise PattnetError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, "
+                           f"got {cfg.normalize!r}")
     store = PatchStore(store_path)
     aus = list(store.aus) if cfg.aus is None else [int(a) for a in cfg.aus]
     missing = [a for a in aus if a not in store.aus]
@@ -791,9 +794,6 @@ def train(
         if cfg.model == "single-patch":
             info["patch"] = cfg.patch
         atomic_write_json(run_dir / "run.json", info)
-    if cfg.normalize not in NORMALIZE_MODES:
-        raise PattnetError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, "
-                           f"got {cfg.normalize!r}")
     for f in which:
         trainer = Trainer(cfg, store, run_dir, f, fold_lists, au_cols, aus, progress)
         trainer.run(stop_after=stop_after)

@@ -32,18 +32,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, peak_rss_mib  # noqa: E402
 
-from pattnet import BP4D_AUS  # noqa: E402
-from pattnet.data.store import PatchStore, frame_table, write_store  # noqa: E402
+from pattnet.constants import BP4D_AUS  # noqa: E402
 from pattnet.models import create_model  # noqa: E402
 from pattnet.models.encoder import set_fused  # noqa: E402
 from pattnet.models.inputs import to_model_input  # noqa: E402
+from pattnet.runtime import resolve_precision  # noqa: E402
+from pattnet.store import PatchStore, frame_table, write_store  # noqa: E402
 from pattnet.train import (  # noqa: E402
     EpochBatches,
     backward_networks,
     network_pool,
     network_threads,
     networks,
-    resolve_precision,
     split_networks,
     tune_cpu_allocator,
     weighted_bce,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pattnet.data.store import PatchStore, frame_table, write_store
+from pattnet.store import PatchStore, frame_table, write_store
 
 
 def toy_store(path: Path, n: int = 240, aus=(1, 12), n_subjects: int = 6, signal_patch: dict | None = None,

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pattnet import BP4D_AUS, DISFA_AUS
-from pattnet.data.adapters import (
+from pattnet.constants import BP4D_AUS, DISFA_AUS
+from pattnet.datasets.adapters import (
     BP4DAdapter,
     DISFAAdapter,
     FrameRecord,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from pattnet import BP4D_AUS, DISFA_AUS
 from pattnet.cli import main
+from pattnet.constants import BP4D_AUS, DISFA_AUS
 from pattnet.errors import PattnetError
 from pattnet.evaluate import compare_runs, evaluate_run
 from pattnet.paper import AUC_PATTNET, BEST_SINGLE_PATCH, F1_HOLISTIC, F1_PATTNET, F1_SOFTMAX

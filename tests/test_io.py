@@ -94,7 +94,7 @@ def test_image_as_single_frame(tmp_path, astronaut):
 def test_read_ahead_keeps_order_errors_and_stops_on_close():
     import threading
 
-    from pattnet.utils import read_ahead
+    from pattnet.io.stream import read_ahead
 
     assert list(read_ahead(range(50), depth=3)) == list(range(50))
 

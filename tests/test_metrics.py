@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from pattnet import BP4D_AUS
+from pattnet.constants import BP4D_AUS
 from pattnet.errors import PattnetError
-from pattnet.metrics import au_metrics, mean_attention
+from pattnet.evaluate.metrics import au_metrics, mean_attention
 
 
 def _random(n: int = 500, a: int = 12, seed: int = 0, uncoded: float = 0.15):

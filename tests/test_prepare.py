@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_FACES
-from pattnet import BP4D_AUS, DISFA_AUS, au_name
 from pattnet.cli import main
-from pattnet.data.adapters import get_adapter
-from pattnet.data.store import PatchStore
+from pattnet.constants import BP4D_AUS, DISFA_AUS, au_name
+from pattnet.datasets.adapters import get_adapter
 from pattnet.errors import PattnetError
 from pattnet.prepare import KILL_ENV, REPORT_CSV, merge, prepare
+from pattnet.store import PatchStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def test_disfa_layout_decodes_video(tmp_path, frames):
     assert (rep["kind"] == "missing_image").any()  # frame 30
 
     # decoding: one sequential pass per increasing run; frames past the end are errors
-    from pattnet.data.adapters import FrameRecord
+    from pattnet.datasets.adapters import FrameRecord
     from pattnet.io import iter_frames
     from pattnet.prepare import _iter_sources
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pattnet.data.reference import RunningReference, population_reference, subject_references
 from pattnet.models.inputs import to_model_input
+from pattnet.store.reference import RunningReference, population_reference, subject_references
 
 
 def test_subject_references_are_each_subjects_mean(tmp_path):
@@ -63,13 +63,15 @@ def test_subject_normalised_training_export_and_detector(tmp_path):
     from helpers import toy_store
     from pattnet.checkpoint import export_run, load_checkpoint
     from pattnet.detect import Detector
-    from pattnet.train import TrainConfig, load_references, train
+    from pattnet.runs import RunDir
+    from pattnet.store.reference import load_references
+    from pattnet.train import TrainConfig, train
 
     st = toy_store(tmp_path / "store", n=48, aus=(1, 12), signal_patch={1: 0, 12: 7})
     cfg = TrainConfig(model="pattnet-multilabel", epochs=1, batch_size=16, num_workers=0,
                       normalize="subject")
     run = train(st.path, tmp_path / "run", cfg, folds=[1], progress=False)
-    refs = load_references(run)
+    refs = load_references(RunDir(run).references)
     assert sorted(refs) == sorted(np.unique(st.subjects))
     res = export_run(run, tmp_path / "model.pt")
     ck = load_checkpoint(res.path)

@@ -12,9 +12,17 @@ import pandas as pd
 import pytest
 
 from pattnet.cli import main
-from pattnet.data.folds import make_split, subject_folds
+from pattnet.datasets.folds import make_split, subject_folds
+from pattnet.datasets.labels import (
+    NO_POSITIVE_WEIGHT,
+    base_rates,
+    compute_stats,
+    fold_pos_weights,
+    jaccard,
+    pos_weights,
+    weights_table,
+)
 from pattnet.errors import PattnetError
-from pattnet.stats import base_rates, compute_stats, fold_pos_weights, jaccard, pos_weights
 
 
 def table(rows: dict[str, list], **aus: list[int]) -> pd.DataFrame:
@@ -73,7 +81,9 @@ def three_subjects() -> pd.DataFrame:
 
 
 def test_pos_weights_per_fold_by_hand(three_subjects: pd.DataFrame):
-    w, splits = fold_pos_weights(three_subjects, "bp4d", val_fraction=0)
+    weights, splits = fold_pos_weights(three_subjects, "bp4d", val_fraction=0)
+    w = weights_table(weights, pos_weights(three_subjects))
+    w.index = w.index.astype(str).map(lambda s: int(s) if s.isdigit() else s)
     assert [s.test for s in splits] == [("F001",), ("M011",), ("F007",)]
     # fold 1 trains on M011 + F007: AU01 2 pos / 5 neg; AU02 4 pos / 4 neg
     assert w.loc[1, "AU01"] == pytest.approx(5 / 2) and w.loc[1, "AU02"] == pytest.approx(1.0)
@@ -81,12 +91,34 @@ def test_pos_weights_per_fold_by_hand(three_subjects: pd.DataFrame):
     assert w.loc[2, "AU01"] == pytest.approx(7.0) and w.loc[2, "AU02"] == pytest.approx(1.0)
     # fold 3 trains on F001 + M011: AU01 3 / 4; AU02 1 / 5
     assert w.loc[3, "AU01"] == pytest.approx(4 / 3) and w.loc[3, "AU02"] == pytest.approx(5.0)
-    assert w["AU04"].isna().all()  # never coded: undefined
+    # never coded: undefined, and shown as the weight training uses there
+    assert (w["AU04"] == NO_POSITIVE_WEIGHT).all()
+    assert all("AU04" in u.split() for u in w["undefined"])
 
 
-def test_pos_weights_no_positives_is_inf(three_subjects: pd.DataFrame):
+def test_pos_weights_no_positives_is_the_weight_training_uses(three_subjects: pd.DataFrame):
     w = pos_weights(three_subjects, ["F007"])
-    assert math.isinf(w["AU01"]) and w["AU02"] == pytest.approx(1 / 3)
+    s = w.series()
+    assert s["AU01"] == NO_POSITIVE_WEIGHT and s["AU02"] == pytest.approx(1 / 3)
+    assert list(w.undefined) == [True, False, True]
+    assert w.notes()[0] == ("AU01 has 0 positive and 4 negative frames in the training fold; "
+                            "w_pos is undefined, using 1")
+
+
+def test_stats_and_training_use_one_weight_for_every_fold(three_subjects: pd.DataFrame):
+    from pattnet.datasets.folds import make_split, subject_folds
+    from pattnet.train import pos_weights as train_pos_weights
+
+    weights, _ = fold_pos_weights(three_subjects, "bp4d", val_fraction=0)
+    folds = subject_folds(three_subjects["subject"].unique(), "bp4d", 3, 0)
+    for fold, w in enumerate(weights, start=1):
+        train_subjects = make_split(folds, fold, 0, 0).train
+        rows = three_subjects["subject"].isin(train_subjects)
+        labels = three_subjects.loc[rows, ["AU01", "AU02", "AU04"]].to_numpy()
+        with pytest.warns(UserWarning) as caught:
+            used = train_pos_weights(labels, [1, 2, 4])
+        np.testing.assert_array_equal(used, w.values)
+        assert [str(c.message) for c in caught] == w.notes()
 
 
 def test_fold_weights_leave_out_validation_subjects():
@@ -102,7 +134,7 @@ def test_fold_weights_leave_out_validation_subjects():
         sel = df[df.subject.isin(split.train)]
         for au in ("AU01", "AU02"):
             pos, neg = int((sel[au] == 1).sum()), int((sel[au] == 0).sum())
-            assert w.loc[fold, au] == pytest.approx(neg / pos)
+            assert w[fold - 1].series()[au] == pytest.approx(neg / pos)
 
 
 def test_compute_stats_keeps_going_without_folds(tiny: pd.DataFrame):
@@ -151,15 +183,17 @@ def test_cli_stats_on_store(tmp_path: Path, three_subjects: pd.DataFrame, capsys
     assert summary["folds"][0]["test"] == ["F001"] and summary["dataset"] == "bp4d"
 
 
-def test_cli_stats_reports_inf(tmp_path: Path, three_subjects: pd.DataFrame, capsys):
+def test_cli_stats_marks_undefined_weights(tmp_path: Path, three_subjects: pd.DataFrame, capsys):
     df = three_subjects.copy()
     df.loc[df.subject != "F001", "AU01"] = 0  # fold 1 trains without an AU01 positive
     store = write_store(tmp_path / "store", df)
     assert main(["stats", str(store), "--val-fraction", "0", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "inf: no positive frame among the training subjects for AU01" in out
+    assert ("AU01 has 0 positive and 8 negative frames among the training subjects of fold 1; "
+            "w_pos is undefined, using 1") in out
+    assert "1.0000*" in out
     w = pd.read_csv(tmp_path / "o" / "pos_weights.csv", index_col=0)
-    assert math.isinf(w.iloc[0]["AU01"])
+    assert w.iloc[0]["AU01"] == NO_POSITIVE_WEIGHT and "AU01" in w.iloc[0]["undefined"].split()
 
 
 def test_cli_stats_on_bp4d_root(tmp_path: Path, capsys, monkeypatch):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from helpers import toy_store
-from pattnet.data.store import PatchStore, StoreWriter, frame_table, write_store
 from pattnet.errors import StoreError
+from pattnet.store import PatchStore, StoreWriter, frame_table, write_store
 
 
 def test_roundtrip_and_memmap(tmp_path):

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pattnet import BP4D_AUS, au_name
 from pattnet.cli import main
+from pattnet.constants import BP4D_AUS, au_name
 from pattnet.registration import euler_to_rotation, load_template, register_image
 from pattnet.synth import (
     AUS,
@@ -179,7 +179,7 @@ def synth_dir(tmp_path_factory):
 
 
 def test_manifest_round_trips_through_adapter(synth_dir):
-    from pattnet.data.adapters import ManifestAdapter
+    from pattnet.datasets.adapters import ManifestAdapter
 
     man = pd.read_csv(synth_dir / "manifest.csv")
     assert len(man) == 12 and sorted(man["subject"].unique()) == ["astronaut", "grace_hopper",
@@ -217,7 +217,7 @@ def test_same_seed_same_images(synth_dir, tmp_path):
 
 def test_prepare_reads_the_set(synth_dir, tmp_path):
     prep = pytest.importorskip("pattnet.prepare")
-    from pattnet.data.store import PatchStore
+    from pattnet.store import PatchStore
 
     prep.prepare(synth_dir, tmp_path / "store", "manifest", track=False, progress=False,
                  echo=lambda s: None)

@@ -211,13 +211,7 @@ def test_networks_side_by_side_get_the_gradients_they_get_alone(bf16, monkeypatc
 
     from pattnet.models import create_model, fused
     from pattnet.models.inputs import to_model_input
-    from pattnet.train import (
-        backward_networks,
-        intra_op_threads,
-        network_pool,
-        networks,
-        split_networks,
-    )
+    from pattnet.train import backward_networks, intra_op_threads, network_pool, networks, split_networks
 
     calls = []
     monkeypatch.setattr(fused, "relu_bn_pool",

@@ -9,26 +9,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from pattnet.constants import BP4D_AUS, DISFA_AUS, au_name
 
-# The paper's 12 BP4D action units, in the paper's order.
-BP4D_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
-DISFA_AUS: tuple[int, ...] = (1, 2, 4, 6, 9, 12, 25, 26)
+__version__ = "0.1.0"
 
 _LAZY = {
     "create_model": "pattnet.models",
     "list_models": "pattnet.models",
-    "PatchStore": "pattnet.data.store",
+    "PatchStore": "pattnet.store",
     "register_image": "pattnet.registration",
     "register_video": "pattnet.registration",
     "crop_patches": "pattnet.patches",
     "Detector": "pattnet.detect",
 }
 
-
-def au_name(au: int) -> str:
-    """Column name of an AU everywhere in pattnet (``AU01``), as in OpenFace's output."""
-    return f"AU{int(au):02d}"
+__all__ = ["BP4D_AUS", "DISFA_AUS", "__version__", "au_name", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

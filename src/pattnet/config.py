@@ -175,6 +175,6 @@ def load_config(
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write ``cfg`` as YAML atomically."""
-    from pattnet.utils import atomic_write_text
+    from pattnet.io.atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet import au_name
 from pattnet.config import save_config
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
 from pattnet.train import TrainConfig
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pattnet import BP4D_AUS
+from pattnet.constants import BP4D_AUS
 
 #: AUs the paper reports, in the paper's column order.
 PAPER_AUS: tuple[int, ...] = BP4D_AUS

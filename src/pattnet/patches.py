@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pattnet.constants import BOX_SIZE, CANONICAL_SIZE, HOLISTIC_SIZE, PATCH_SIZE
 from pattnet.errors import PattnetError
 
 # docs/paper-notes.md section 2: 1-based MATLAB top-left corners (x, y), boxes [x y 125 125]
@@ -32,15 +33,7 @@ PATCH_CORNERS_MATLAB: tuple[tuple[int, int], ...] = (
     (256, 250),  # P8 left cheek and lip corner
     (193, 300),  # P9 mouth and chin
 )
-PATCH_NAMES: tuple[str, ...] = (
-    "right eyebrow", "left eyebrow", "right eye", "between eyebrows and nose root", "left eye",
-    "right cheek and lip corner", "nose and upper mouth", "left cheek and lip corner",
-    "mouth and chin",
-)
-BOX_SIZE = 126
-PATCH_SIZE = 100
-HOLISTIC_SIZE = 200
-REGISTERED_SIZE = 512
+REGISTERED_SIZE = CANONICAL_SIZE
 # 0-based half-open (x0, y0, x1, y1)
 PATCH_BOXES: tuple[tuple[int, int, int, int], ...] = tuple(
     (x - 1, y - 1, x - 1 + BOX_SIZE, y - 1 + BOX_SIZE) for x, y in PATCH_CORNERS_MATLAB
@@ -119,7 +112,7 @@ def patch_figure(registered: Any) -> np.ndarray:
 
 def save_patch_figure(registered: Any, path: str | Path) -> None:
     """Write :func:`patch_figure` as a PNG, atomically."""
-    from pattnet.utils import atomic_write_bytes
+    from pattnet.io.atomic import atomic_write_bytes
 
     ok, buf = cv2.imencode(".png", patch_figure(registered)[:, :, ::-1])
     if not ok:  # pragma: no cover

@@ -12,11 +12,11 @@ Names:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-from pattnet import BP4D_AUS
+from pattnet.constants import BP4D_AUS
 from pattnet.errors import PattnetError
 from pattnet.models.networks import AUModel, ModelConfig, ModelOutput, build
 
@@ -89,5 +89,22 @@ def create_model(name: str, aus: Sequence[int] = BP4D_AUS, **kwargs: Any) -> AUM
     return _REGISTRY[name][0](aus, **kwargs)
 
 
+def model_from_settings(settings: Mapping[str, Any], aus: Sequence[int]) -> AUModel:
+    """The model a stage's settings name (``model``, ``mode`` and the :class:`ModelConfig`
+    fields among them; other keys are ignored).
+
+    Why a mapping: training builds from its config and export rebuilds from the run's saved
+    ``config.yaml``; both go through here, so a run always exports as the model it trained.
+    """
+    kw: dict[str, Any] = {k: settings[k] for k in ("order", "attention_bias", "init")
+                          if k in settings}
+    name = str(settings.get("model", "pattnet"))
+    if name == "single-patch" and "patch" in settings:
+        kw["patch"] = settings["patch"]
+    if settings.get("mode") is not None:
+        kw["mode"] = settings["mode"]
+    return create_model(name, aus=aus, **kw)
+
+
 __all__ = ["AUModel", "ModelConfig", "ModelOutput", "create_model", "list_models",
-           "register_model", "describe_models"]
+           "model_from_settings", "register_model", "describe_models"]

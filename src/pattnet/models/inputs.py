@@ -2,7 +2,7 @@
 
 One function for training and inference, so both see identical inputs. Normalisation is the
 paper's: mean 0.5, std 0.5 per channel on [0, 1] pixels; or, with a ``reference`` (a person's
-mean face, see :mod:`pattnet.data.reference`), the difference from that reference divided by
+mean face, see :mod:`pattnet.store.reference`), the difference from that reference divided by
 ``255 * std``, which removes who the person is and leaves how the face differs from its usual
 look. With ``channels_last`` each patch view
 is a dense NHWC tensor, which is what oneDNN's fast (bf16) convolutions want on CPU.

@@ -17,12 +17,9 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from pattnet.constants import HOLISTIC_SIZE, N_PATCHES, PATCH_SIZE
 from pattnet.models.attention import Kind, PatchAttention
 from pattnet.models.encoder import Order, PatchEncoder, init_authors
-
-N_PATCHES = 9
-PATCH_SIZE = 100
-HOLISTIC_SIZE = 200
 
 
 class ModelOutput(NamedTuple):

@@ -36,8 +36,8 @@ from pattnet.registration.template import (
     Template,
     load_template,
 )
+from pattnet.registration.tracking import box_iou
 from pattnet.registration.warp import piecewise_affine_warp, triangle_areas
-from pattnet.utils import box_iou
 
 
 @dataclass
@@ -432,7 +432,7 @@ def register_video(
     ``frames_read`` says where it stopped. An image path yields one frame.
     """
     from pattnet.io import iter_frames
-    from pattnet.utils import read_ahead
+    from pattnet.io.stream import read_ahead
 
     cfg = config or RegistrationConfig(max_faces=max_faces)
     if config is not None and max_faces != 1:

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from pattnet.errors import PattnetError
-from pattnet.utils import box_iou
+from pattnet.registration.tracking import box_iou
 
 N_LANDMARKS = 478
 

@@ -14,9 +14,9 @@ from importlib import resources
 
 import numpy as np
 
+from pattnet.constants import CANONICAL_SIZE
 from pattnet.errors import PattnetError
 
-CANONICAL_SIZE = 512
 # MediaPipe indices of points named in the paper notes
 IRIS_RIGHT = 468  # subject's right eye, image left
 IRIS_LEFT = 473  # subject's left eye, image right

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pattnet import au_name
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
 
 #: Columns of :func:`au_metrics`' frame, in order.

@@ -39,12 +39,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pattnet import BP4D_AUS, au_name
+from pattnet.constants import BP4D_AUS, au_name
 from pattnet.errors import PattnetError
+from pattnet.io.atomic import write_png_atomic
 from pattnet.registration.pose import similarity_fit
 from pattnet.registration.template import IRIS_LEFT, IRIS_RIGHT, load_template
 from pattnet.registration.warp import mesh_boundary, piecewise_affine_warp, triangle_areas
-from pattnet.utils import write_png_atomic
 
 log = logging.getLogger(__name__)
 
@@ -582,15 +582,11 @@ def _neutrality(face) -> float:
 
 
 def _video_candidates(path: Path, n_frames: int, registrar) -> list[tuple[int, np.ndarray, object]]:
-    import av
-
     from pattnet.io import iter_frames
+    from pattnet.io.probe import try_probe_video
 
-    try:
-        with av.open(str(path)) as c:
-            total = int(c.streams.video[0].frames or 0) if c.streams.video else 0
-    except (av.FFmpegError, OSError, ValueError):
-        total = 0
+    info = try_probe_video(path)
+    total = info.frames if info else 0
     step = max(1, (total or 300) // max(1, 3 * n_frames))
     cands = []
     try:
@@ -992,7 +988,7 @@ def write_schedule_video(source: SourceFace, out: Path, *, fps: int = 12, second
     effective intensity). Frame i of the video is row i of the CSV."""
     import av
 
-    from pattnet.utils import atomic_write_text, tmp_path_for
+    from pattnet.io.atomic import atomic_write_text, tmp_path_for
 
     n = int(round(fps * seconds))
     segs = schedule_segments(fps, seconds)
@@ -1053,7 +1049,7 @@ def synthesize(
     from concurrent.futures import ThreadPoolExecutor
 
     from pattnet import __version__
-    from pattnet.utils import atomic_write_json, atomic_write_text
+    from pattnet.io.atomic import atomic_write_json, atomic_write_text
 
     t0 = time.monotonic()
     out = Path(out).expanduser()

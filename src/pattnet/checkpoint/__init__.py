@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from pattnet import au_name
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
 
 FORMAT = "pattnet-checkpoint"
@@ -123,7 +123,7 @@ def checkpoint_dict(
 
     aus = [int(a) for a in model.aus]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    from pattnet.data.reference import MODES
+    from pattnet.store.reference import MODES
 
     if normalize not in MODES:
         raise CheckpointError(f"normalize must be one of {', '.join(MODES)}, got {normalize!r}")
@@ -173,7 +173,7 @@ def save_checkpoint(
     data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
                            template_version=template_version, source=source,
                            normalize=normalize, reference=reference)
-    from pattnet.utils import tmp_path_for
+    from pattnet.io.atomic import tmp_path_for
 
     tmp = tmp_path_for(p)
     try:
@@ -307,7 +307,7 @@ def load_checkpoint(
     reference = None
     if normalize == "subject":
         ref = data.get("reference")
-        from pattnet.data.store import HOLISTIC_SHAPE, PATCH_SHAPE
+        from pattnet.store import HOLISTIC_SHAPE, PATCH_SHAPE
 
         want_shape = PATCH_SHAPE if model.input_kind == "patches" else HOLISTIC_SHAPE
         if not isinstance(ref, torch.Tensor) or tuple(ref.shape) != want_shape:
@@ -395,19 +395,23 @@ def export_run(
     epoch (``selected.json``). ``threshold`` None takes the run's own (``run.json``, the value
     its F1 was computed at).
     """
-    from pattnet.config import from_dict, read_config_file
-    from pattnet.train import TrainConfig, model_from_config
+    from pattnet.models import model_from_settings
+    from pattnet.runs import RunDir
 
     run = Path(run_dir)
+    rd = RunDir(run)
     if not run.is_dir():
         raise PattnetError(f"{run}: no such run directory")
-    if not (run / "config.yaml").is_file() or not (run / "run.json").is_file():
+    if not rd.config.is_file() or not rd.info.is_file():
         raise PattnetError(f"{run}: not a training run (config.yaml and run.json expected)")
-    cfg = from_dict(TrainConfig, read_config_file(run / "config.yaml"))
-    info = _read_json(run / "run.json")
+    cfg = rd.read_config()
+    missing = [k for k in ("select_metric", "threshold", "mean", "std", "normalize") if k not in cfg]
+    if missing:
+        raise PattnetError(f"{rd.config}: lacks {', '.join(missing)}; not written by pattnet train")
+    info = rd.read_info()
     aus = [int(a) for a in info["aus"]]
     if fold is None:
-        fold, reason = choose_fold(run, cfg.select_metric)
+        fold, reason = choose_fold(run, str(cfg["select_metric"]))
     else:
         reason = "chosen with --fold"
     fdir = run / f"fold{fold}"
@@ -433,28 +437,29 @@ def export_run(
         state = ck["model"]
     except Exception as exc:
         raise PattnetError(f"{ck_path}: unreadable checkpoint ({type(exc).__name__})") from exc
-    model = model_from_config(cfg, aus)
+    model = model_from_settings(cfg, aus)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise PattnetError(f"{ck_path}: weights do not fit the run's model "
                            f"({str(exc).splitlines()[0]})") from exc
-    thr = cfg.threshold if threshold is None else threshold
+    thr = float(cfg["threshold"]) if threshold is None else threshold
     fold_subjects = info.get("fold_subjects") or []
     source = {"run": str(run.resolve()), "fold": int(fold), "epoch": int(epoch),
               "criterion": criterion, "value": value, "fold_choice": reason,
               "dataset": info.get("dataset"), "store": info.get("store"),
               "test_subjects": list(fold_subjects[fold - 1]) if len(fold_subjects) >= fold else None}
     reference = None
-    if cfg.normalize == "subject":
-        from pattnet.data.reference import population_reference
-        from pattnet.train import load_references
+    normalize = str(cfg["normalize"])
+    if normalize == "subject":
+        from pattnet.store.reference import load_references, population_reference
 
-        refs = load_references(run)
+        refs = load_references(rd.references)
         test = set(source["test_subjects"] or [])
         reference = population_reference(refs, [s for s in refs if s not in test])
-    path = save_checkpoint(out, model, threshold=float(thr), mean=cfg.mean, std=cfg.std,
-                           source=source, normalize=cfg.normalize, reference=reference)
+    path = save_checkpoint(out, model, threshold=float(thr), mean=float(cfg["mean"]),
+                           std=float(cfg["std"]), source=source, normalize=normalize,
+                           reference=reference)
     return ExportResult(path=path, fold=int(fold), epoch=int(epoch), criterion=criterion,
                         value=value, reason=reason)
 

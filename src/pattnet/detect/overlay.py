@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pattnet import au_name
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
-from pattnet.utils import tmp_path_for
+from pattnet.io.atomic import tmp_path_for
 
 _ON = (235, 64, 52)  # RGB: AU present (probability >= threshold)
 _OFF = (190, 190, 190)
@@ -142,7 +142,7 @@ class OverlayWriter:
             ok, buf = cv2.imencode(self.path.suffix, self._last[:, :, ::-1])
             if not ok:  # pragma: no cover
                 raise PattnetError(f"{self.path}: could not encode the overlay image")
-            from pattnet.utils import atomic_write_bytes
+            from pattnet.io.atomic import atomic_write_bytes
 
             atomic_write_bytes(self.path, buf.tobytes())
             return self.path

@@ -3,7 +3,7 @@
 How the work is cut, and why:
 
 * **A session is the unit of work, of resumption and of sharding.** Each session becomes one
-  chunk of the store (:mod:`pattnet.data.store`), streamed to disk a batch at a time under
+  chunk of the store (:mod:`pattnet.store`), streamed to disk a batch at a time under
   temporary names, renamed when whole, then recorded in ``store.json``. A job killed at any
   moment (``kill -9`` included) leaves whole chunks or none; running the same command again skips
   the recorded sessions and redoes the interrupted one from its start, so no frame is duplicated
@@ -46,7 +46,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet.data.store import (
+from pattnet.errors import PattnetError, StoreError
+from pattnet.io.atomic import atomic_write_json, atomic_write_text
+from pattnet.store import (
     HOLISTIC_SHAPE,
     PATCH_SHAPE,
     ChunkWriter,
@@ -55,8 +57,6 @@ from pattnet.data.store import (
     au_columns,
     merge_stores,
 )
-from pattnet.errors import PattnetError, StoreError
-from pattnet.utils import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _problem_dict(p: Any) -> dict[str, Any]:
 def _quiet_adapters() -> Iterator[None]:
     """The adapters log each problem as a warning; prepare reads them twice and reports them
     itself (summary on screen, everything in the report), so their log lines are held back."""
-    lg = logging.getLogger("pattnet.data.adapters")
+    lg = logging.getLogger("pattnet.datasets.adapters")
     old = lg.level
     lg.setLevel(logging.ERROR)
     try:
@@ -508,7 +508,7 @@ def prepare(
     follows the face through each session (video mode) rather than detecting it in every frame.
     """
     from pattnet import __version__
-    from pattnet.data.adapters import detect_dataset, get_adapter
+    from pattnet.datasets.adapters import detect_dataset, get_adapter
 
     t_start = time.monotonic()
     root = Path(root).expanduser().resolve()
@@ -807,7 +807,7 @@ def _build_report(
     store: PatchStore, plans: Sequence[_Plan], global_problems: list[dict[str, Any]],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    from pattnet.stats import base_rates
+    from pattnet.datasets.labels import base_rates
 
     chunks = {c["name"]: c for c in store.meta["chunks"]}
     sessions = []

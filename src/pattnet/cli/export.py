@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pattnet import au_name
     from pattnet.checkpoint import export_run, load_checkpoint
+    from pattnet.constants import au_name
     from pattnet.errors import PattnetError
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:

@@ -78,9 +78,10 @@ def register_one(path: Path, stem: str, out_dir: Path, cfg, image_registrar, *,
     """Register one input; returns (frames, faces, problem or None). Raises PattnetError when
     nothing could be read."""
     from pattnet.io import DecodeError, is_video, iter_frames
+    from pattnet.io.atomic import tmp_path_for, write_png_atomic
+    from pattnet.io.stream import read_ahead
     from pattnet.patches import save_patch_figure
     from pattnet.registration import Registrar
-    from pattnet.utils import read_ahead, tmp_path_for, write_png_atomic
 
     frame_dir = out_dir / stem
     csv_path = out_dir / f"{stem}.csv"

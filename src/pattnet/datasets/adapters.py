@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pattnet import BP4D_AUS, DISFA_AUS, au_name
+from pattnet.constants import BP4D_AUS, DISFA_AUS, au_name
 from pattnet.errors import PattnetError
 
 if TYPE_CHECKING:
@@ -227,15 +227,9 @@ def _index_images(folder: Path) -> tuple[dict[int, Path], list[Problem]]:
 def _video_length(path: Path) -> int:
     """Frame count the container declares (0 when unknown). Only a hint: containers lie, so
     prepare still checks every decode; this catches a label track far longer than the video."""
-    import av
+    from pattnet.io.probe import probe_video
 
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise PattnetError(f"{path}: no video stream")
-            return int(c.streams.video[0].frames or 0)
-    except av.FFmpegError as exc:
-        raise PattnetError(f"{path}: cannot open video ({exc})") from exc
+    return probe_video(path).frames
 
 
 # --------------------------------------------------------------------------------------------

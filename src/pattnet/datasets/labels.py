@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet.data.folds import make_split, subject_folds
+from pattnet.datasets.folds import make_split, subject_folds
 from pattnet.errors import PattnetError, StoreError
-from pattnet.utils import atomic_write_json, atomic_write_text, tmp_path_for
+from pattnet.io.atomic import atomic_write_json, atomic_write_text, tmp_path_for
 
 _AU_RE = re.compile(r"AU\d+")
 
@@ -64,27 +64,69 @@ def base_rates(df: pd.DataFrame, aus: Sequence[str] | None = None) -> pd.DataFra
     return out
 
 
+#: The w_pos of an AU whose ratio is undefined in a fold (no positive or no negative frame there).
+NO_POSITIVE_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class PosWeights:
+    """The weighted-BCE weights ``w_pos = negatives / positives`` of one set of frames.
+
+    The one place that turns label counts into the weights training uses, so that what
+    ``pattnet stats`` shows is what training applies. Where the ratio is undefined (no positive
+    or no negative frame) training cannot balance the loss; it uses ``no_positive`` there and
+    says so, and the statistics mark the same AUs (:attr:`undefined`, :meth:`notes`).
+    """
+
+    aus: tuple[str, ...]
+    positives: np.ndarray
+    negatives: np.ndarray
+    no_positive: float = NO_POSITIVE_WEIGHT
+
+    @classmethod
+    def of(cls, labels: np.ndarray, aus: Sequence[str],
+           no_positive: float = NO_POSITIVE_WEIGHT) -> PosWeights:
+        """Counts of an (N, A) label array with 1 / 0 / -1 (not coded) per AU column."""
+        x = np.asarray(labels).reshape(-1, len(aus))
+        return cls(tuple(aus), (x == 1).sum(0).astype(np.int64), (x == 0).sum(0).astype(np.int64),
+                   float(no_positive))
+
+    @property
+    def undefined(self) -> np.ndarray:
+        return (self.positives == 0) | (self.negatives == 0)
+
+    @property
+    def values(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = self.negatives / np.maximum(self.positives, 1)
+        return np.where(self.undefined, self.no_positive, ratio).astype(np.float64)
+
+    def __getitem__(self, au: str) -> float:
+        return float(self.values[self.aus.index(au)])
+
+    def series(self) -> pd.Series:
+        return pd.Series(self.values, index=pd.Index(self.aus, name="au"), name="w_pos")
+
+    def notes(self, where: str = "in the training fold") -> list[str]:
+        """One sentence per AU whose ratio is undefined, naming the value used instead."""
+        return [f"{au} has {int(p)} positive and {int(n)} negative frames {where}; w_pos is "
+                f"undefined, using {self.no_positive:g}"
+                for au, p, n, u in zip(self.aus, self.positives, self.negatives, self.undefined,
+                                       strict=True) if u]
+
+
 def pos_weights(
     df: pd.DataFrame,
     subjects: Sequence[str] | None = None,
     aus: Sequence[str] | None = None,
-) -> pd.Series:
-    """The weighted-BCE weight ``w_pos = negatives / positives`` per AU, over the frames of
-    ``subjects`` (all frames when None), as the paper computes it on the training fold.
-
-    An AU with negatives but no positives gets ``inf`` (the loss cannot be balanced: training
-    should refuse or drop that AU rather than silently use a finite number); one that is never
-    coded gets NaN.
-    """
+    no_positive: float = NO_POSITIVE_WEIGHT,
+) -> PosWeights:
+    """The weights of the frames of ``subjects`` (all frames when None), as training computes
+    them on its training fold."""
     cols = _aus(df, aus)
     if subjects is not None:
         df = df[df["subject"].astype(str).isin({str(s) for s in subjects})]
-    x = df[cols].to_numpy()
-    pos = (x == 1).sum(axis=0).astype(float)
-    neg = (x == 0).sum(axis=0).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.where(pos > 0, neg / np.maximum(pos, 1), np.where(neg > 0, np.inf, np.nan))
-    return pd.Series(w, index=pd.Index(cols, name="au"), name="w_pos")
+    return PosWeights.of(df[cols].to_numpy(), cols, no_positive)
 
 
 def fold_pos_weights(
@@ -94,20 +136,24 @@ def fold_pos_weights(
     seed: int = 0,
     val_fraction: float = 0.15,
     aus: Sequence[str] | None = None,
-) -> tuple[pd.DataFrame, list[Any]]:
-    """``w_pos`` of each fold's training subjects (test part and validation subjects removed,
-    exactly as :func:`~pattnet.data.folds.make_split` gives them to training).
-
-    Returns the table (index ``fold`` 1..k, one column per AU) and the splits.
-    """
+) -> tuple[list[PosWeights], list[Any]]:
+    """The weights of each fold's training subjects (test part and validation subjects
+    removed, exactly as :func:`~pattnet.datasets.folds.make_split` gives them to training),
+    and the splits."""
     folds = subject_folds(df["subject"].astype(str).unique(), dataset, k, seed)
-    rows, splits = [], []
-    for fold in range(1, len(folds) + 1):
-        split = make_split(folds, fold, val_fraction, seed)
-        splits.append(split)
-        rows.append(pos_weights(df, split.train, aus))
-    table = pd.DataFrame(rows, index=pd.Index(range(1, len(folds) + 1), name="fold"))
-    return table, splits
+    splits = [make_split(folds, fold, val_fraction, seed) for fold in range(1, len(folds) + 1)]
+    return [pos_weights(df, split.train, aus) for split in splits], splits
+
+
+def weights_table(fold_weights: Sequence[PosWeights] | None, overall: PosWeights) -> pd.DataFrame:
+    """One row per fold and one for all frames: the w_pos training uses, and which AUs are
+    undefined there (space-separated names)."""
+    rows = [(str(i), w) for i, w in enumerate(fold_weights or [], start=1)] + [("all", overall)]
+    table = pd.DataFrame([w.values for _, w in rows], columns=list(overall.aus),
+                         index=pd.Index([name for name, _ in rows], name="fold"))
+    table["undefined"] = [" ".join(a for a, u in zip(w.aus, w.undefined, strict=True) if u)
+                          for _, w in rows]
+    return table
 
 
 def jaccard(df: pd.DataFrame, aus: Sequence[str] | None = None) -> pd.DataFrame:
@@ -237,7 +283,7 @@ def load_labels(
 ) -> Labels:
     """Labels of a patch store (detected by ``store.json``) or of a raw dataset root through
     its adapter (``dataset`` or the layout decides which)."""
-    from pattnet.data.adapters import detect_dataset, get_adapter
+    from pattnet.datasets.adapters import detect_dataset, get_adapter
 
     path = Path(path).expanduser()
     if path.is_dir() and is_store(path):
@@ -266,8 +312,8 @@ class Stats:
     n_subjects: int
     n_sessions: int
     base_rates: pd.DataFrame
-    overall_weights: pd.Series
-    fold_weights: pd.DataFrame | None
+    overall_weights: PosWeights
+    fold_weights: list[PosWeights] | None
     fold_error: str | None
     splits: list[Any]
     jaccard: pd.DataFrame
@@ -284,7 +330,7 @@ def compute_stats(
     subjects outside the published split) do not stop the rest; the reason is kept."""
     if len(df) == 0:
         raise PattnetError("no coded frames: nothing to count")
-    fold_w: pd.DataFrame | None = None
+    fold_w: list[PosWeights] | None = None
     err: str | None = None
     splits: list[Any] = []
     try:
@@ -304,14 +350,6 @@ def compute_stats(
     )
 
 
-def _fmt_w(v: float) -> str:
-    if math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "inf"
-    return f"{v:.4f}"
-
-
 def format_stats(stats: Stats) -> str:
     """A plain-text summary for the terminal."""
     cols = list(stats.base_rates.index)
@@ -324,20 +362,15 @@ def format_stats(stats: Stats) -> str:
     lines.append(f"{'coded':12s}" + "".join(f"{int(v):9d}" for v in br["coded"]))
     lines.append(f"{'base rate':12s}" + "".join(
         f"{'n/a':>9s}" if math.isnan(v) else f"{v:9.3f}" for v in br["base_rate"]))
-    weights = []
-    if stats.fold_weights is not None:
-        weights += [(f"w_pos fold {f}", row) for f, row in stats.fold_weights.iterrows()]
-    weights.append(("w_pos all", stats.overall_weights))
-    for name, row in weights:
-        lines.append(f"{name:12s}" + "".join(f"{_fmt_w(float(v)):>9s}" for v in row))
-    all_w = [stats.overall_weights] + (
-        [r for _, r in stats.fold_weights.iterrows()] if stats.fold_weights is not None else [])
-    inf_aus = sorted({c for w in all_w for c, v in w.items() if math.isinf(v)})
-    if inf_aus:
-        lines.append(f"inf: no positive frame among the training subjects for "
-                     f"{', '.join(inf_aus)}; w_pos is undefined and training cannot use it")
-    if any(math.isnan(v) for w in all_w for v in w):
-        lines.append("n/a: the AU is never coded in those frames")
+    named = [(f"w_pos fold {i}", w) for i, w in enumerate(stats.fold_weights or [], start=1)]
+    for label, w in [*named, ("w_pos all", stats.overall_weights)]:
+        lines.append(f"{label:12s}" + "".join(
+            f"{f'{v:.4f}' + ('*' if u else ''):>9s}" for v, u in zip(w.values, w.undefined, strict=True)))
+    notes = [n for i, w in enumerate(stats.fold_weights or [], start=1)
+             for n in w.notes(f"among the training subjects of fold {i}")]
+    notes += stats.overall_weights.notes("in all frames")
+    if notes:
+        lines.append("*: " + "; ".join(notes))
     if stats.fold_error:
         lines.append(f"w_pos per fold not available: {stats.fold_error}")
     return "\n".join(lines)
@@ -355,12 +388,7 @@ def write_stats(stats: Stats, out: str | Path, extra: dict[str, Any] | None = No
         written.append(path)
 
     csv_out("base_rates.csv", stats.base_rates)
-    w = stats.overall_weights.to_frame().T
-    w.index = pd.Index(["all"], name="fold")
-    if stats.fold_weights is not None:
-        fw = stats.fold_weights.copy()
-        fw.index = fw.index.astype(str)
-        w = pd.concat([fw, w])
+    w = weights_table(stats.fold_weights, stats.overall_weights)
     csv_out("pos_weights.csv", w)
     csv_out("cooccurrence_jaccard.csv", stats.jaccard)
     figs = [out / "cooccurrence_jaccard.png", out / "cooccurrence_jaccard.pdf"]

@@ -17,10 +17,13 @@ legitimate: detection computes them the same way from the video it is given.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
-from pattnet.data.store import PatchStore
+from pattnet.errors import PattnetError
+from pattnet.io.atomic import tmp_path_for
+from pattnet.store import PatchStore
 
 #: Reference modes of TrainConfig.normalize.
 MODES = ("global", "subject")
@@ -100,6 +103,29 @@ class RunningReference:
             return self.prior
         w = self.prior_weight
         return (self._sum[face_id] + w * self.prior) / (n + w)
+
+
+
+def save_references(path: str | Path, refs: dict[str, np.ndarray]) -> None:
+    """Write subject -> mean face (a run's ``references.npz``) atomically."""
+    import os
+
+    p = Path(path)
+    tmp = tmp_path_for(p)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **{f"s_{k}": v for k, v in refs.items()})
+    os.replace(tmp, p)
+
+
+def load_references(path: str | Path) -> dict[str, np.ndarray]:
+    """Subject -> mean face, as :func:`save_references` wrote it."""
+    p = Path(path)
+    try:
+        with np.load(p) as z:
+            return {k[2:]: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise PattnetError(f"{p}: missing or unreadable subject references "
+                           f"({type(exc).__name__})") from exc
 
 
 __all__ = ["MODES", "RunningReference", "population_reference", "subject_references"]

@@ -27,17 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet import au_name
+from pattnet.constants import HOLISTIC_SHAPE, HOLISTIC_SIZE, N_PATCHES, PATCH_SHAPE, PATCH_SIZE, au_name
 from pattnet.errors import StoreError
-from pattnet.utils import atomic_write_json, tmp_path_for
+from pattnet.io.atomic import atomic_write_json, tmp_path_for
 
 FORMAT = "pattnet-store"
 VERSION = 1
-N_PATCHES = 9
-PATCH_SIZE = 100
-HOLISTIC_SIZE = 200
-PATCH_SHAPE = (N_PATCHES, PATCH_SIZE, PATCH_SIZE, 3)
-HOLISTIC_SHAPE = (HOLISTIC_SIZE, HOLISTIC_SIZE, 3)
 #: Columns every frame table has before its AU columns.
 META_COLUMNS = (
     "subject",

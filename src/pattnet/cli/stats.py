@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pattnet.stats import compute_stats, format_stats, is_store, load_labels, write_stats
+    from pattnet.datasets.labels import compute_stats, format_stats, is_store, load_labels, write_stats
 
     path = Path(args.path).expanduser()
     labels = load_labels(path, args.dataset, registered_only=not args.all_frames,

@@ -1,6 +1,6 @@
 """The ``pattnet`` command: wires stages together and turns user errors into one line.
 
-Each sub-command lives in ``pattnet.commands.<name>`` with ``HELP``, ``add_arguments(parser)`` and
+Each sub-command lives in ``pattnet.cli.<name>`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``. Command modules import heavy libraries (torch, MediaPipe) inside ``run`` so
 that ``pattnet --help`` stays instant.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
+import logging
 import sys
 
 from pattnet.errors import PattnetError
@@ -33,13 +33,21 @@ def _available_commands() -> list[tuple[str, object]]:
     out = []
     for name in COMMANDS:
         try:
-            mod = importlib.import_module(f"pattnet.commands.{name}")
+            mod = importlib.import_module(f"pattnet.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"pattnet.commands.{name}":
+            if exc.name == f"pattnet.cli.{name}":
                 continue  # stage not built yet
             raise
         out.append((name, mod))
     return out
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pattnet.utils import setup_logging
-
     setup_logging(args.verbose)
     try:
         rc = args._run(args)
@@ -80,7 +86,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return int(rc or 0)
 
-
-if __name__ == "__main__":
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    sys.exit(main())

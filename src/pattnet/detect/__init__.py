@@ -37,9 +37,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from pattnet import au_name
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
-from pattnet.utils import put_until_stopped
+from pattnet.io.probe import try_probe_video
+from pattnet.io.stream import put_until_stopped
 
 log = logging.getLogger("pattnet.detect")
 
@@ -173,14 +174,8 @@ def frame_count(source: str | Path | int) -> int | None:
         return 1
     if not is_video(source):
         return None
-    try:
-        import av
-
-        with av.open(str(source)) as c:
-            n = int(c.streams.video[0].frames or 0) if c.streams.video else 0
-            return n or None
-    except Exception:
-        return None
+    info = try_probe_video(source)
+    return (info.frames or None) if info else None
 
 
 def frame_rate(source: str | Path | int) -> float | None:
@@ -189,14 +184,8 @@ def frame_rate(source: str | Path | int) -> float | None:
 
     if isinstance(source, int) or not is_video(source):
         return None
-    try:
-        import av
-
-        with av.open(str(source)) as c:
-            r = c.streams.video[0].average_rate if c.streams.video else None
-            return float(r) if r else None
-    except Exception:
-        return None
+    info = try_probe_video(source)
+    return info.rate if info else None
 
 
 def check_source(source: str | Path | int) -> None:
@@ -250,7 +239,7 @@ class Detector:
     CPU the default (None) sets it to CPUs / workers; 0 leaves torch's setting alone.
     ``calibration_frames``: for a model trained with person-specific normalisation
     (``normalize: subject``), the frames of a video read before the first is scored, so that
-    its first frames already have a reference face of that person (:mod:`pattnet.data.reference`);
+    its first frames already have a reference face of that person (:mod:`pattnet.store.reference`);
     later frames use the running mean of the frames so far. ``prior_weight``: how many frames
     the training population's mean face counts for in that mean. A photo has only itself, so it
     is scored against (mostly) the population mean: less accurate than a video of the person.
@@ -278,7 +267,7 @@ class Detector:
 
         from pattnet.checkpoint import Checkpoint, load_checkpoint
         from pattnet.registration import RegistrationConfig
-        from pattnet.train import resolve_device, resolve_precision
+        from pattnet.runtime import resolve_device, resolve_precision
 
         if batch_size < 1:
             raise PattnetError(f"batch size must be at least 1, got {batch_size}")
@@ -412,8 +401,8 @@ class Detector:
     def _produce(self, source: str | Path | int, q: queue.Queue, stop: threading.Event,
                  keep_frames: bool, max_frames: int | None, max_side: int | None) -> None:
         from pattnet.io import Frame, iter_frames
+        from pattnet.io.stream import read_ahead
         from pattnet.patches import crop_patches
-        from pattnet.utils import read_ahead
 
         reg = None
         owned = False
@@ -499,8 +488,8 @@ class Detector:
         calib: list[_Item] = []
         calib_left = 0
         if ck.normalize == "subject":
-            from pattnet.data.reference import RunningReference
             from pattnet.io import is_video
+            from pattnet.store.reference import RunningReference
 
             running = RunningReference(ck.reference, self.prior_weight)
             if isinstance(source, int) or is_video(source):
@@ -654,7 +643,7 @@ class Detector:
         partial = csv_path.with_name(csv_path.name + ".partial")
         writer = None
         if overlay is not None:
-            from pattnet.overlay import OverlayWriter
+            from pattnet.detect.overlay import OverlayWriter
 
             writer = OverlayWriter(overlay, self.aus, self.threshold,
                                    fps=frame_rate(source) or 30.0)
@@ -714,7 +703,7 @@ class Detector:
         if writer is not None:
             summary.overlay = writer.close()
         if plot is not None and summary.frames:
-            from pattnet.overlay import plot_timeline
+            from pattnet.detect.overlay import plot_timeline
 
             summary.plot = plot_timeline(read_detections(csv_path), self.aus, self.threshold, plot,
                                          title=_label(source))

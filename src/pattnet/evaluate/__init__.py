@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet import au_name
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
-from pattnet.metrics import au_metrics, mean_attention
-from pattnet.utils import atomic_write_json, atomic_write_text
+from pattnet.evaluate.metrics import au_metrics, mean_attention
+from pattnet.io.atomic import atomic_write_json, atomic_write_text
 
 PATCHES = tuple(f"P{i}" for i in range(1, 10))
 _FOLD_DIR = re.compile(r"^fold(\d+)$")

@@ -27,17 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet import au_name
+from pattnet.constants import au_name
 from pattnet.errors import PattnetError
 from pattnet.evaluate import MODEL_ORDER, EvalResult, RunInfo, compare_runs, evaluate_run, load_fold
-from pattnet.figures import (
-    figure_paths,
-    plot_attention,
-    plot_cooccurrence,
-    plot_metric_bars,
-    plot_patches,
-)
-from pattnet.metrics import mean_attention
+from pattnet.evaluate.metrics import mean_attention
+from pattnet.io.atomic import atomic_write_text
 from pattnet.paper import (
     AUC_PATTNET,
     AUC_ROWS,
@@ -49,7 +43,13 @@ from pattnet.paper import (
     PAPER_DATASET,
     PaperRow,
 )
-from pattnet.utils import atomic_write_text
+from pattnet.report.figures import (
+    figure_paths,
+    plot_attention,
+    plot_cooccurrence,
+    plot_metric_bars,
+    plot_patches,
+)
 
 PATCH_COLUMNS = tuple(f"P{i}" for i in range(1, 10))
 #: Attention rows of Figure 4: which test frames each mean is over.
@@ -312,7 +312,7 @@ def face_from_image(path: str | Path) -> tuple[np.ndarray, np.ndarray, str]:
 def face_from_store(store_path: Path, frame: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """A stored frame: its 200x200 holistic face and its 9 patches as training saw them.
     ``frame`` is a store row; by default the first frame whose registration succeeded."""
-    from pattnet.data.store import PatchStore
+    from pattnet.store import PatchStore
 
     store = PatchStore(store_path)
     if len(store) == 0:
@@ -491,7 +491,7 @@ def make_report(
     # Figure 3
     fig3_desc = ""
     if stores:
-        from pattnet.stats import jaccard, read_store_labels
+        from pattnet.datasets.labels import jaccard, read_store_labels
 
         try:
             labels = read_store_labels(stores[0])

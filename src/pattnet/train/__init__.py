@@ -19,6 +19,7 @@ Layout of a run directory (read by ``evaluate`` and ``report``, nothing else nee
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -33,16 +34,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from pattnet import au_name
 from pattnet.config import from_dict, read_config_file, save_config
-from pattnet.data.folds import Split, make_split, subject_folds
-from pattnet.data.reference import MODES as NORMALIZE_MODES
-from pattnet.data.store import PatchStore
+from pattnet.constants import au_name
+from pattnet.datasets.folds import Split, make_split, subject_folds
+from pattnet.datasets.labels import NO_POSITIVE_WEIGHT, PosWeights
 from pattnet.errors import PattnetError
-from pattnet.models import AUModel, create_model
+from pattnet.io.atomic import atomic_write_json, atomic_write_text, tmp_path_for
+from pattnet.models import AUModel, model_from_settings
 from pattnet.models.encoder import set_fused
 from pattnet.models.inputs import to_model_input
-from pattnet.utils import atomic_write_json, atomic_write_text, tmp_path_for
+from pattnet.runs import RunDir
+from pattnet.runtime import (
+    Dist,
+    init_dist,
+    intra_op_threads,
+    resolve_device,
+    resolve_precision,
+    tune_cpu_allocator,
+)
+from pattnet.store import PatchStore
+from pattnet.store.reference import MODES as NORMALIZE_MODES
+from pattnet.store.reference import load_references, save_references, subject_references
 
 log = logging.getLogger("pattnet.train")
 
@@ -69,7 +81,7 @@ class TrainConfig:
     mean: float = 0.5
     std: float = 0.5
     # global = the paper (mean/std above); subject = difference from each person's mean face
-    # (pattnet.data.reference), labels unused; detect then calibrates on the video it is given
+    # (pattnet.store.reference), labels unused; detect then calibrates on the video it is given
     normalize: Literal["global", "subject"] = "global"
     reference_frames: int = 500  # frames per subject averaged for its reference
     seed: int = 0
@@ -79,7 +91,7 @@ class TrainConfig:
     select_metric: Literal["f1", "auc", "loss"] = "f1"
     threshold: float = 0.5
     include_failed: bool = False  # frames whose registration failed are excluded by default
-    no_positive_weight: float = 1.0  # w_pos for an AU without positives (warned; never NaN)
+    no_positive_weight: float = NO_POSITIVE_WEIGHT  # w_pos where undefined (warned; never NaN)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
     tune_allocator: bool = True  # CPU: keep freed activation memory for reuse (see tune_cpu_allocator)
@@ -121,24 +133,14 @@ def weighted_bce(
     return per_au.sum()
 
 
-def pos_weights(labels: np.ndarray, aus: Sequence[int], no_positive: float = 1.0) -> np.ndarray:
-    """w_pos = negatives / positives per AU over coded frames; AUs with no positives get
-    ``no_positive`` and a warning (the ratio is undefined there)."""
-    labels = np.asarray(labels)
-    pos = (labels == 1).sum(0)
-    neg = (labels == 0).sum(0)
-    w = np.empty(len(aus), dtype=np.float64)
-    for j, au in enumerate(aus):
-        if pos[j] == 0 or neg[j] == 0:
-            warnings.warn(
-                f"{au_name(au)} has {pos[j]} positive and {neg[j]} negative frames in the training "
-                f"fold; w_pos is undefined, using {no_positive}",
-                stacklevel=2,
-            )
-            w[j] = no_positive
-        else:
-            w[j] = neg[j] / pos[j]
-    return w
+def pos_weights(labels: np.ndarray, aus: Sequence[int],
+                no_positive: float = NO_POSITIVE_WEIGHT) -> np.ndarray:
+    """The training fold's w_pos per AU (:class:`~pattnet.datasets.labels.PosWeights`, the same
+    numbers ``pattnet stats`` shows); each AU whose ratio is undefined is warned about."""
+    w = PosWeights.of(labels, [au_name(a) for a in aus], no_positive)
+    for note in w.notes():
+        warnings.warn(note, stacklevel=2)
+    return w.values
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +190,7 @@ class StoreBatches(torch.utils.data.Dataset):
     """Maps a batch of indices to one uint8 batch (one memmap read per batch, not per frame).
 
     With ``references`` (subject -> mean face) each batch also carries ``ref``, the reference of
-    every row's subject (person-specific normalisation, :mod:`pattnet.data.reference`).
+    every row's subject (person-specific normalisation, :mod:`pattnet.store.reference`).
     """
 
     def __init__(self, store: PatchStore, kind: str, au_cols: np.ndarray,
@@ -233,80 +235,6 @@ def _loader(ds: StoreBatches, sampler: EpochBatches, workers: int) -> torch.util
 # helpers
 
 
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_dist(device: torch.device) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            return torch.device("cuda", local)
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast where the hardware has it (CPU: AVX-512 bf16 / AMX; GPU: Ampere+)."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    try:
-        return torch.bfloat16 if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else None
-    except Exception:  # pragma: no cover - exotic CPUs
-        return None
-
-
-def tune_cpu_allocator() -> bool:
-    """Tell glibc to keep freed memory in the heap instead of returning it to the OS.
-
-    Why: every training step allocates and frees activations of tens of MB. glibc serves those
-    with mmap/munmap by default, so each step pays page faults to re-zero gigabytes; keeping the
-    memory (M_MMAP_MAX=0, M_TRIM_THRESHOLD off) made a training step about 25-30 % faster on a
-    2-core CPU (benchmarks/train_throughput.py). Peak memory is unchanged: it is still bounded
-    by the batch. No effect (returns False) off glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4
-        ok = libc.mallopt(m_mmap_max, 0) == 1
-        ok &= libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
-        return bool(ok)
-    except (OSError, AttributeError):
-        return False
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def networks(model: AUModel) -> list[tuple[nn.Module, list[int]]]:
     """The independent networks of a model and the AU columns each one predicts."""
     from pattnet.models.networks import PerAU
@@ -334,25 +262,6 @@ def network_threads(requested: int | None, n_nets: int, device: torch.device, wo
     if device.type != "cpu" or world > 1 or n_nets < 2:
         return 1
     return max(1, min(n_nets, torch.get_num_threads()))
-
-
-@contextlib.contextmanager
-def intra_op_threads(n: int) -> Iterator[None]:
-    """Run torch ops on ``n`` threads inside the block (process-wide), restoring the count after.
-
-    Threads that run their first torch op inside the block keep ``n`` for their lifetime
-    (PyTorch fixes a thread's OpenMP team size on its first parallel op), so worker threads
-    started here stay at ``n`` while the main thread gets its count back.
-    """
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -401,13 +310,7 @@ def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor, y: torch.Tenso
 
 
 def model_from_config(cfg: TrainConfig, aus: Sequence[int]) -> AUModel:
-    kw: dict[str, Any] = {"order": cfg.order, "attention_bias": cfg.attention_bias,
-                          "init": cfg.init}
-    if cfg.model == "single-patch":
-        kw["patch"] = cfg.patch
-    if cfg.mode is not None:
-        kw["mode"] = cfg.mode
-    return create_model(cfg.model, aus=aus, **kw)
+    return model_from_settings(dataclasses.asdict(cfg), aus)
 
 
 def param_groups(model: nn.Module, lr: float, attention_lr: float | None) -> list[dict[str, Any]]:
@@ -458,7 +361,7 @@ class Trainer:
         self.dir = run_dir / f"fold{fold}"
         self.progress = progress
         self.device = resolve_device(cfg.device)
-        self.dist = _init_dist(self.device)
+        self.dist = init_dist(self.device)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         if cfg.tune_allocator and self.device.type == "cpu":
             tune_cpu_allocator()
@@ -489,7 +392,7 @@ class Trainer:
             self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay)
         self.kind = self.model.input_kind
-        refs = (_references(store, run_dir, cfg, self.dist, self.kind)
+        refs = (_references(store, RunDir(run_dir), cfg, self.dist, self.kind)
                 if cfg.normalize == "subject" else None)
         self.ds = StoreBatches(store, self.kind, au_cols, refs)
         # global batch; EpochBatches gives each DDP rank its share of every batch
@@ -602,7 +505,7 @@ class Trainer:
         return res
 
     def validate(self) -> dict[str, float]:
-        from pattnet.metrics import au_metrics
+        from pattnet.evaluate.metrics import au_metrics
 
         if len(self.data.val) == 0:
             return {}
@@ -685,41 +588,21 @@ class Trainer:
         os.replace(tmp, self.dir / "predictions.npz")
 
 
-REFERENCES = "references.npz"
-
-
-def _references(store: PatchStore, run_dir: Path, cfg: TrainConfig, dist: Dist,
+def _references(store: PatchStore, run: RunDir, cfg: TrainConfig, dist: Dist,
                 kind: str) -> dict[str, np.ndarray]:
     """Every subject's mean ``kind`` input, computed once per run (RUN/references.npz) and
     reused by the other folds, a resumed run and ``export``. Under DDP rank 0 writes it and the
     others wait."""
-    from pattnet.data.reference import subject_references
-
-    path = run_dir / REFERENCES
-    if dist.main and not path.is_file():
+    if dist.main and not run.references.is_file():
         usable = None if cfg.include_failed else store.success
         refs = subject_references(store, kind, np.unique(store.subjects), usable,
                                   max_frames=cfg.reference_frames)
-        tmp = tmp_path_for(path)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{f"s_{k}": v for k, v in refs.items()})
-        os.replace(tmp, path)
+        save_references(run.references, refs)
     if dist.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()
-    return load_references(run_dir)
-
-
-def load_references(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """Subject -> mean face of a run trained with ``normalize: subject``."""
-    path = Path(run_dir) / REFERENCES
-    try:
-        with np.load(path) as z:
-            return {k[2:]: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as exc:
-        raise PattnetError(f"{path}: missing or unreadable subject references "
-                           f"({type(exc).__name__})") from exc
+    return load_references(run.references)
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:

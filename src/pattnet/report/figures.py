@@ -7,7 +7,7 @@ without running the whole report. Every function takes the data already computed
 interrupted report never leaves a half-written PDF, closes its figure, and returns the paths.
 
 matplotlib is imported inside the functions with the Agg back-end: no display is needed and
-``import pattnet.figures`` stays cheap.
+``import pattnet.report.figures`` stays cheap.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pattnet.errors import PattnetError
-from pattnet.utils import tmp_path_for
+from pattnet.io.atomic import tmp_path_for
 
 #: Formats every report figure is written in.
 FORMATS = ("png", "pdf")
@@ -194,8 +194,8 @@ def plot_patches(
 # --------------------------------------------------------------------------------------------
 def plot_cooccurrence(matrix: pd.DataFrame, paths: Sequence[str | Path], title: str = "") -> list[Path]:
     """The Jaccard co-occurrence matrix (paper Fig. 3); draws with
-    :func:`pattnet.stats.plot_jaccard` so that ``stats`` and ``report`` show the same picture."""
-    from pattnet.stats import plot_jaccard
+    :func:`pattnet.datasets.labels.plot_jaccard` so that ``stats`` and ``report`` show the same picture."""
+    from pattnet.datasets.labels import plot_jaccard
 
     plot_jaccard(matrix, paths, title=title)
     return [Path(p) for p in paths]

@@ -1,0 +1,29 @@
+"""Input and output below every stage: decoding images and videos, probing them, atomic files."""
+
+from __future__ import annotations
+
+from pattnet.io.frames import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    DecodeError,
+    Frame,
+    expand_inputs,
+    is_image,
+    is_video,
+    iter_frames,
+    read_image,
+    to_rgb_uint8,
+)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "DecodeError",
+    "Frame",
+    "expand_inputs",
+    "is_image",
+    "is_video",
+    "iter_frames",
+    "read_image",
+    "to_rgb_uint8",
+]

@@ -1,0 +1,129 @@
+"""The layout of a training run folder: written by ``train``, read by ``evaluate``, ``export``
+and ``report``.
+
+One type instead of path strings in each stage, so that the four can never disagree on where a
+fold's checkpoints, its selected epoch or its test predictions live::
+
+    RUN/config.yaml  run.json  references.npz (subject normalisation only)
+    RUN/foldK/split.json  history.csv  selected.json  predictions.npz
+    RUN/foldK/checkpoints/epoch-NN.pt
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pattnet.errors import PattnetError
+from pattnet.io.atomic import read_json
+
+_FOLD = re.compile(r"^fold(\d+)$")
+_EPOCH = re.compile(r"^epoch-(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class FoldDir:
+    """``RUN/foldK``: one fold's training state and results."""
+
+    path: Path
+    number: int
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch-{epoch:02d}.pt"
+
+    def epochs(self) -> list[int]:
+        """Epochs that have a checkpoint, ascending."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = (_EPOCH.match(p.name) for p in self.checkpoints.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def selected(self) -> Path:
+        return self.path / "selected.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.npz"
+
+    @property
+    def finished(self) -> bool:
+        """Training wrote the test predictions, its last step."""
+        return self.predictions.is_file()
+
+    def read_selected(self) -> dict[str, Any] | None:
+        """``selected.json`` (the epoch chosen on validation subjects), None when absent."""
+        if not self.selected.is_file():
+            return None
+        sel = read_json(self.selected)
+        if not isinstance(sel, dict):
+            raise PattnetError(f"{self.selected} must hold a JSON object")
+        return sel
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """``RUN``: one model trained under k-fold cross-validation."""
+
+    path: Path
+
+    def __init__(self, path: str | Path):
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def info(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def references(self) -> Path:
+        return self.path / "references.npz"
+
+    def fold(self, k: int) -> FoldDir:
+        return FoldDir(self.path / f"fold{int(k)}", int(k))
+
+    def folds(self) -> list[FoldDir]:
+        """The ``foldK`` folders on disk, by fold number."""
+        if not self.path.is_dir():
+            return []
+        found = ((_FOLD.match(d.name), d) for d in self.path.iterdir() if d.is_dir())
+        return sorted((FoldDir(d, int(m.group(1))) for m, d in found if m), key=lambda f: f.number)
+
+    def read_info(self) -> dict[str, Any]:
+        """``run.json``, checked to be an object; errors name the file."""
+        if not self.path.is_dir():
+            raise PattnetError(f"run directory {self.path} does not exist")
+        if not self.info.is_file():
+            raise PattnetError(f"{self.path} is not a run directory: {self.info.name} is missing")
+        info = read_json(self.info)
+        if not isinstance(info, dict):
+            raise PattnetError(f"{self.info} must hold a JSON object")
+        return info
+
+    def read_config(self) -> dict[str, Any]:
+        """``config.yaml`` as written by ``train`` (every field of its config)."""
+        from pattnet.config import read_config_file
+
+        if not self.config.is_file():
+            raise PattnetError(f"{self.path}: not a training run ({self.config.name} is missing)")
+        return read_config_file(self.config)
+
+
+__all__ = ["FoldDir", "RunDir"]

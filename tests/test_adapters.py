@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pattnet.constants import BP4D_AUS, DISFA_AUS
-from pattnet.datasets.adapters import (
+from pattnet.datasets import (
     BP4DAdapter,
     DISFAAdapter,
     FrameRecord,

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from pattnet.cli import main
 from pattnet.constants import BP4D_AUS, DISFA_AUS, au_name
 from pattnet.datasets.adapters import get_adapter
 from pattnet.errors import PattnetError
-from pattnet.prepare import KILL_ENV, REPORT_CSV, merge, prepare
+from pattnet.prepare import REPORT_CSV, merge, prepare
 from pattnet.store import PatchStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +97,45 @@ def assert_same_store(a: Path, b: Path) -> None:
             fa = a / "chunks" / f"{c['name']}.{kind}.u8"
             fb = b / "chunks" / f"{c['name']}.{kind}.u8"
             assert fa.read_bytes() == fb.read_bytes(), f"{c['name']} {kind} differ"
+
+
+#: sitecustomize.py of a prepare subprocess that must die by kill -9 at a deterministic point.
+#: As sitecustomize it runs in every interpreter started with its folder on PYTHONPATH, so the
+#: spawned workers of ``--workers N`` get the same patch as the main process.
+KILL_HOOK = '''"""Test hook from tests/test_prepare.py: SIGKILL this process when it is asked to
+register a frame after it has registered KILL_AFTER frames."""
+import os
+import signal
+
+from pattnet.prepare.session import FrameProcessor
+
+_register = FrameProcessor.__call__
+_frames = [0]
+
+
+def _register_or_die(self, rgb):
+    if _frames[0] >= KILL_AFTER:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _frames[0] += 1
+    return _register(self, rgb)
+
+
+FrameProcessor.__call__ = _register_or_die
+'''
+
+
+@pytest.fixture
+def kill_after_frames(tmp_path) -> Callable[[int], dict[str, str]]:
+    """``env(n)``: the environment of a ``pattnet prepare`` subprocess that kills itself with
+    SIGKILL once it has prepared ``n`` frames, like a real kill -9 at a known point."""
+
+    def env(n: int) -> dict[str, str]:
+        hook = tmp_path / "kill_hook"
+        hook.mkdir(exist_ok=True)
+        (hook / "sitecustomize.py").write_text(KILL_HOOK.replace("KILL_AFTER", str(int(n))))
+        return {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(REPO / "src")])}
+
+    return env
 
 
 def adapter_rows(name: str, root: Path, **opts) -> pd.DataFrame:
@@ -196,7 +236,7 @@ def test_disfa_layout_decodes_video(tmp_path, frames):
     # decoding: one sequential pass per increasing run; frames past the end are errors
     from pattnet.datasets.adapters import FrameRecord
     from pattnet.io import iter_frames
-    from pattnet.prepare import _iter_sources
+    from pattnet.prepare.sources import iter_sources as _iter_sources
 
     video = vdir / "LeftVideoSN001_comp.avi"
     decoded = [f.rgb for f in iter_frames(video)]
@@ -230,11 +270,12 @@ def test_manifest_images_and_video(tmp_path, frames, faces_dir):
 # --------------------------------------------------------------------------------------------
 # resume, shards, workers: all byte-identical to one plain run
 # --------------------------------------------------------------------------------------------
-def test_kill_9_and_resume_gives_identical_store(tmp_path, manifest_root, reference):
+def test_kill_9_and_resume_gives_identical_store(tmp_path, manifest_root, reference,
+                                                  kill_after_frames):
     out = tmp_path / "store"
     cmd = [sys.executable, "-m", "pattnet.cli", "prepare", "--root", str(manifest_root),
            "--out", str(out), "--no-progress"]
-    env = {**os.environ, KILL_ENV: "6", "PYTHONPATH": str(REPO / "src")}
+    env = kill_after_frames(6)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL in the middle of session 2
     meta = json.loads((out / "store.json").read_text())

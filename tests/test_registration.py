@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from pattnet.registration import (
+    Detection,
+    FaceTracker,
     Registrar,
     RegistrationConfig,
     euler_to_rotation,
@@ -169,6 +171,69 @@ def test_config_validation():
         Registrar(RegistrationConfig(max_faces=0))
     with pytest.raises(PattnetError):
         Registrar(RegistrationConfig(backend="nope")).register(np.zeros((64, 64, 3), np.uint8))
+
+
+# --- face ids across video frames ----------------------------------------------------------------
+
+class _ScriptedBackend:
+    """A landmark back-end that returns faces at given centres, in the given order, frame by frame."""
+
+    name = "scripted"
+
+    def __init__(self, frames: list[list[tuple[float, float]]]):
+        t = load_template().points.astype(np.float64)
+        self._face = 0.4 * (t - t.mean(0))
+        self._frames = iter(frames)
+
+    def detect(self, rgb):
+        return [Detection(points=(self._face + (x, y, 0)).astype(np.float32))
+                for x, y in next(self._frames)]
+
+    def close(self):
+        pass
+
+
+def _ids_by_centre(frames: list[list[tuple[float, float]]]) -> list[dict[tuple[float, float], int]]:
+    """Per frame: the id of each scripted face, found by the centre of the face's box."""
+    img = np.full((320, 960, 3), 128, np.uint8)
+    with Registrar(RegistrationConfig(max_faces=3), static_image_mode=False,
+                   backend=_ScriptedBackend(frames)) as reg:
+        out = []
+        for centres in frames:
+            faces = reg.register(img)
+            assert [f.face_id for f in faces] == sorted(f.face_id for f in faces)
+            ids = {}
+            for f in faces:
+                cx, cy = (f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2
+                ids[min(centres, key=lambda c: np.hypot(c[0] - cx, c[1] - cy))] = f.face_id
+            assert len(ids) == len(centres)
+            out.append(ids)
+        return out
+
+
+def test_ids_follow_boxes_when_the_detector_swaps_their_order():
+    a, b = (160, 160), (480, 160)
+    moved_a, moved_b = (165, 162), (476, 158)
+    got = _ids_by_centre([[a, b], [moved_b, moved_a], [a, b]])
+    assert got == [{a: 0, b: 1}, {moved_a: 0, moved_b: 1}, {a: 0, b: 1}]
+
+
+def test_a_face_leaves_and_a_new_one_takes_the_free_id():
+    a, b, c = (160, 160), (480, 160), (800, 160)
+    # a leaves while c enters (listed first): b keeps 1, c takes the smallest free id, 0
+    got = _ids_by_centre([[a, b], [c, b], [b, c]])
+    assert got == [{a: 0, b: 1}, {c: 0, b: 1}, {c: 0, b: 1}]
+
+
+def test_tracker_keeps_both_faces_moving_together():
+    """Best pair first would give the first face the left track's id; the assignment does not."""
+    tracker = FaceTracker(0.3)
+    assert tracker.assign([(0, 0, 10, 10), (3, 0, 13, 10)]) == [0, 1]
+    # both faces moved 3-4 px left; the right face now overlaps the left track most
+    assert tracker.assign([(1, 0, 11, 10), (-3, 0, 7, 10)]) == [1, 0]
+    assert tracker.assign([(40, 0, 50, 10)]) == [0]  # no overlap: a new face, smallest free id
+    tracker.reset()
+    assert tracker.assign([(1, 0, 11, 10), (-3, 0, 7, 10)]) == [0, 1]
 
 
 # --- the warp on its own (reused by the synthetic AU set) ---------------------------------------

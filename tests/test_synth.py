@@ -102,7 +102,7 @@ def test_label_sampler_follows_cooccurrence():
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def astro_source(astronaut) -> SourceFace:
-    from pattnet.synth import _source_face
+    from pattnet.synth.sources import _source_face
 
     face = register_image(astronaut)[0]
     return _source_face("astronaut", "bundled:astronaut", 0, astronaut, face, 85.0)
@@ -258,3 +258,25 @@ def test_deform_mesh_guards_against_folds():
     face[upper, 1] = face[lower, 1] - 0.002
     _, eff = deform_mesh(face, {6: 1.0, 7: 1.0})
     assert eff[6] + eff[7] < 2.0
+
+
+def test_csv_fields_round_trip_for_awkward_source_paths(tmp_path, astronaut):
+    """A source path holding a quote, a comma and a backslash reads back unchanged from the
+    details CSV (a CSV reader, not a JSON one, reads these files), with the columns unchanged."""
+    folder = tmp_path / 'o"neil, mary\\x'
+    folder.mkdir()
+    photo = folder / 'astro "1", b\\c.png'
+    cv2.imwrite(str(photo), astronaut[:, :, ::-1])
+    out = tmp_path / "set"
+    synthesize(out, [photo], per_identity=2, folds=1, video=False, echo=lambda s: None)
+    det = pd.read_csv(out / "synth_labels.csv")
+    assert det["source"].tolist() == [str(photo)] * 2
+    names = [au_name(a) for a in AUS]
+    assert list(det.columns) == (
+        ["path", "subject", "frame", *names, "source", "source_frame"]
+        + [f"I{a:02d}" for a in AUS] + [f"requested_I{a:02d}" for a in AUS]
+        + ["rotation", "scale", "shift_x", "shift_y", "gain", "offset"])
+    man = pd.read_csv(out / "manifest.csv")
+    assert list(man.columns) == ["path", "subject", "session", "frame", *names]
+    assert det["path"].tolist() == man["path"].tolist() and len(man) == 2
+    assert det["subject"].tolist() == man["subject"].tolist() == ["astro_1_b_c"] * 2

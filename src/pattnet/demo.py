@@ -13,9 +13,11 @@ spontaneous expressions: BP4D/DISFA results need those datasets (``pattnet prepa
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ DISCLAIMER = (
 
 @dataclass
 class DemoConfig:
-    """What the demo runs; sized to finish in a few minutes on a 2-core CPU."""
+    """What the demo runs; sized to finish in minutes on a small CPU."""
 
     per_identity: int = 24
     seed: int = 0
@@ -115,85 +117,136 @@ def schedule_agreement(detections: pd.DataFrame, schedule: pd.DataFrame,
     return df
 
 
-def run_demo(
-    out: str | Path = "pattnet-demo",
-    faces: Sequence[str | Path] | None = None,
-    paper: bool = False,
-    tiny: bool = False,
-    progress: bool = True,
-    cfg: DemoConfig | None = None,
-) -> dict[str, Any]:
-    """Run every stage into ``out`` and return where things are and the key figures."""
-    from pattnet.checkpoint import export_run
-    from pattnet.detect import Detector, read_detections
-    from pattnet.evaluate import evaluate_run
-    from pattnet.prepare import prepare
-    from pattnet.report import make_report
-    from pattnet.synth import SCHEDULE_CSV, SCHEDULE_VIDEO, synthesize
-    from pattnet.train import train
+#: The stages' packages, imported before the first stage starts (see :func:`_import_stages`).
+_STAGE_MODULES = ("pattnet.checkpoint", "pattnet.detect", "pattnet.evaluate", "pattnet.prepare",
+                  "pattnet.report", "pattnet.synth", "pattnet.train")
 
+
+def _import_stages() -> None:
+    """Import every stage up front: a broken install fails before any work is done, and the
+    stage times printed at the end are the stages' own, not their imports'."""
+    for name in _STAGE_MODULES:
+        importlib.import_module(name)
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where each stage of a demo writes, under its ``out`` folder."""
+
+    out: Path
+
+    @property
+    def synth(self) -> Path:
+        return self.out / "synth"
+
+    @property
+    def store(self) -> Path:
+        return self.out / "store"
+
+    @property
+    def run(self) -> Path:
+        return self.out / "run"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report"
+
+    @property
+    def model(self) -> Path:
+        return self.out / "model.pt"
+
+    @property
+    def detect(self) -> Path:
+        return self.out / "detect"
+
+
+class _StageClock:
+    """Prints each stage's heading and keeps how long the stage took, for the closing summary."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def stage(self, heading: str, key: str) -> Iterator[None]:
+        print(f"\n== {heading}")
+        t = time.perf_counter()
+        yield
+        self.times[key] = time.perf_counter() - t
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def _demo_config(cfg: DemoConfig | None, tiny: bool, paper: bool) -> DemoConfig:
     cfg = cfg or DemoConfig()
     if tiny:
         cfg = tiny_config(cfg)
     if paper:
         cfg.train.model = "pattnet"
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(DISCLAIMER)
-    times: dict[str, float] = {}
-    t_all = time.perf_counter()
+    return cfg
 
-    def stage(name: str) -> float:
-        print(f"\n== {name}")
-        return time.perf_counter()
 
-    t = stage("1/6 synth: AU deformations of real faces")
-    synth_dir = out / "synth"
-    shutil.rmtree(synth_dir, ignore_errors=True)
-    synthesize(synth_dir, faces, per_identity=cfg.per_identity, seed=cfg.seed)
-    times["synth"] = time.perf_counter() - t
+def _synth(paths: DemoPaths, faces: Sequence[str | Path] | None, cfg: DemoConfig) -> None:
+    from pattnet.synth import synthesize
 
-    t = stage("2/6 prepare: register every image, cut the 9 patches, write the store")
-    store = out / "store"
-    shutil.rmtree(store, ignore_errors=True)
-    prepare(synth_dir / "manifest.csv", store, "manifest", track=False, progress=progress)
-    times["prepare"] = time.perf_counter() - t
+    shutil.rmtree(paths.synth, ignore_errors=True)
+    synthesize(paths.synth, faces, per_identity=cfg.per_identity, seed=cfg.seed)
 
-    t = stage(f"3/6 train: {cfg.train.model}, subject-independent 3-fold cross-validation")
-    run = out / "run"
-    shutil.rmtree(run, ignore_errors=True)
-    train(store, run, cfg.train, folds="all", progress=progress)
-    times["train"] = time.perf_counter() - t
 
-    t = stage("4/6 evaluate and report: Tables 1-2, Figures 2-4")
-    res = evaluate_run(run)
-    report_dir = out / "report"
-    shutil.rmtree(report_dir, ignore_errors=True)
-    rep = make_report([run], report_dir)
-    times["evaluate+report"] = time.perf_counter() - t
+def _prepare(paths: DemoPaths, progress: bool) -> None:
+    from pattnet.prepare import prepare
 
-    t = stage("5/6 detect: export the model, run it on the schedule video")
-    model_path = out / "model.pt"
-    export_run(run, model_path)
-    det_dir = out / "detect"
+    shutil.rmtree(paths.store, ignore_errors=True)
+    prepare(paths.synth / "manifest.csv", paths.store, "manifest", track=False, progress=progress)
+
+
+def _train(paths: DemoPaths, cfg: DemoConfig, progress: bool) -> None:
+    from pattnet.train import train
+
+    shutil.rmtree(paths.run, ignore_errors=True)
+    train(paths.store, paths.run, cfg.train, folds="all", progress=progress)
+
+
+def _evaluate_and_report(paths: DemoPaths) -> tuple[Any, Any]:
+    """The run's evaluation (Tables 1-2) and the report made from it (its figures)."""
+    from pattnet.evaluate import evaluate_run
+    from pattnet.report import make_report
+
+    res = evaluate_run(paths.run)
+    shutil.rmtree(paths.report, ignore_errors=True)
+    rep = make_report([paths.run], paths.report)
+    return res, rep
+
+
+def _detect(paths: DemoPaths) -> pd.DataFrame:
+    """Export the run as one model file and detect AUs on the schedule video with it."""
+    from pattnet.checkpoint import export_run
+    from pattnet.detect import Detector, read_detections
+    from pattnet.synth import SCHEDULE_VIDEO
+
+    export_run(paths.run, paths.model)
+    det_dir = paths.detect
     det_dir.mkdir(exist_ok=True)
-    video = synth_dir / SCHEDULE_VIDEO
-    detector = Detector(model_path)
+    detector = Detector(paths.model)
     detector.detect_to_files(
-        video, det_dir / "schedule.csv", overlay=det_dir / "schedule_overlay.mp4",
-        plot=det_dir / "schedule_timeline.png",
+        paths.synth / SCHEDULE_VIDEO, det_dir / "schedule.csv",
+        overlay=det_dir / "schedule_overlay.mp4", plot=det_dir / "schedule_timeline.png",
     )
-    detections = read_detections(det_dir / "schedule.csv")
-    times["detect"] = time.perf_counter() - t
+    return read_detections(det_dir / "schedule.csv")
 
-    t = stage("6/6 compare the detected timeline with the schedule")
-    schedule = pd.read_csv(synth_dir / SCHEDULE_CSV)
-    agree = schedule_agreement(detections, schedule, res.run.aus)
-    agree.round(3).to_csv(det_dir / "schedule_agreement.csv")
-    times["compare"] = time.perf_counter() - t
-    total = time.perf_counter() - t_all
-    save_config(cfg, out / "demo_config.yaml")
 
+def _compare(paths: DemoPaths, detections: pd.DataFrame, aus: Sequence[int]) -> pd.DataFrame:
+    from pattnet.synth import SCHEDULE_CSV
+
+    schedule = pd.read_csv(paths.synth / SCHEDULE_CSV)
+    agree = schedule_agreement(detections, schedule, aus)
+    agree.round(3).to_csv(paths.detect / "schedule_agreement.csv")
+    return agree
+
+
+def _print_results(res: Any, agree: pd.DataFrame) -> dict[str, Any]:
+    """Print the tables and the headline figures; return those figures."""
     pooled = res.pooled
     avg_f1 = float(pooled.loc["Avg", "f1"])
     base = pooled["base_rate"].drop("Avg")
@@ -210,18 +263,59 @@ def run_demo(
         print(f"Attention where the paper finds it (AU1/2/4 on P1-P5, AU12/15/17/23/24 on P6-P9): "
               f"{att_ok} of {len(att)} AUs (" + ", ".join(f"{a} {r.top_patch}" for a, r in att.iterrows())
               + ")")
+    return {"avg_f1": avg_f1, "beats_baseline": beats, "attention": att}
+
+
+def _print_locations(paths: DemoPaths, times: dict[str, float], total: float) -> None:
+    det_dir = paths.detect
     print("\nWhere things are:")
-    print(f"  tables:    {report_dir / 'report.md'}")
-    for p in sorted(report_dir.glob("*.png")):
+    print(f"  tables:    {paths.report / 'report.md'}")
+    for p in sorted(paths.report.glob("*.png")):
         print(f"  figure:    {p}")
-    print(f"  model:     {model_path}")
+    print(f"  model:     {paths.model}")
     print(f"  detect:    {det_dir / 'schedule.csv'}, {det_dir / 'schedule_overlay.mp4'}, "
           f"{det_dir / 'schedule_timeline.png'}")
     print("  stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     print(f"demo finished in {total:.0f} s")
+
+
+def run_demo(
+    out: str | Path = "pattnet-demo",
+    faces: Sequence[str | Path] | None = None,
+    paper: bool = False,
+    tiny: bool = False,
+    progress: bool = True,
+    cfg: DemoConfig | None = None,
+) -> dict[str, Any]:
+    """Run every stage into ``out`` and return where things are and the key figures."""
+    _import_stages()
+    cfg = _demo_config(cfg, tiny, paper)
+    paths = DemoPaths(Path(out))
+    paths.out.mkdir(parents=True, exist_ok=True)
     print(DISCLAIMER)
-    return {"out": out, "run": run, "report": rep, "avg_f1": avg_f1, "beats_baseline": beats,
-            "attention": att, "agreement": agree, "times": times, "total_s": total}
+    clock = _StageClock()
+    with clock.stage("1/6 synth: AU deformations of real faces", "synth"):
+        _synth(paths, faces, cfg)
+    with clock.stage("2/6 prepare: register every image, cut the 9 patches, write the store",
+                     "prepare"):
+        _prepare(paths, progress)
+    with clock.stage(f"3/6 train: {cfg.train.model}, subject-independent 3-fold cross-validation",
+                     "train"):
+        _train(paths, cfg, progress)
+    with clock.stage("4/6 evaluate and report: Tables 1-2, Figures 2-4", "evaluate+report"):
+        res, rep = _evaluate_and_report(paths)
+    with clock.stage("5/6 detect: export the model, run it on the schedule video", "detect"):
+        detections = _detect(paths)
+    with clock.stage("6/6 compare the detected timeline with the schedule", "compare"):
+        agree = _compare(paths, detections, res.run.aus)
+    total = clock.total()
+    save_config(cfg, paths.out / "demo_config.yaml")
+    figures = _print_results(res, agree)
+    _print_locations(paths, clock.times, total)
+    print(DISCLAIMER)
+    return {"out": paths.out, "run": paths.run, "report": rep, "avg_f1": figures["avg_f1"],
+            "beats_baseline": figures["beats_baseline"], "attention": figures["attention"],
+            "agreement": agree, "times": clock.times, "total_s": total}
 
 
 def check_faces(faces: Sequence[str | Path] | None) -> None:

@@ -63,9 +63,9 @@ def tune_cpu_allocator() -> bool:
 
     Why: every training step allocates and frees activations of tens of MB. glibc serves those
     with mmap/munmap by default, so each step pays page faults to re-zero gigabytes; keeping the
-    memory (M_MMAP_MAX=0, M_TRIM_THRESHOLD off) made a training step about 25-30 % faster on a
-    2-core CPU (benchmarks/train_throughput.py). Peak memory is unchanged: it is still bounded
-    by the batch. No effect (returns False) off glibc.
+    memory (M_MMAP_MAX=0, M_TRIM_THRESHOLD off) removes those faults from every step
+    (docs/training.md has the figure). Peak memory is unchanged: it is still bounded by the
+    batch. No effect (returns False) off glibc.
     """
     import ctypes
     import ctypes.util

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import Any
 
 from pattnet.errors import PattnetError
 
@@ -29,17 +30,8 @@ COMMANDS = [
 ]
 
 
-def _available_commands() -> list[tuple[str, object]]:
-    out = []
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"pattnet.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"pattnet.cli.{name}":
-                continue  # stage not built yet
-            raise
-        out.append((name, mod))
-    return out
+def _commands() -> list[tuple[str, Any]]:
+    return [(name, importlib.import_module(f"pattnet.cli.{name}")) for name in COMMANDS]
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -61,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, mod in _available_commands():
+    for name, mod in _commands():
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)  # type: ignore[attr-defined]
         mod.add_arguments(p)  # type: ignore[attr-defined]
         p.set_defaults(_run=mod.run)  # type: ignore[attr-defined]

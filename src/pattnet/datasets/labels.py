@@ -1,10 +1,10 @@
 """Label statistics: AU base rates, positive-class weights per fold, AU co-occurrence (Fig. 3).
 
-Why these three: base rates show how unbalanced each AU is (BP4D's AU23 is positive in under a
-fifth of frames, AU12 in over half), ``w_pos`` is exactly the weight the paper's weighted BCE uses
-for each fold (so :func:`pos_weights` is shared with training, and the numbers can be checked
-before hours of training), and the Jaccard matrix is the paper's Figure 3, which explains why
-some AUs are hard to separate.
+Why these three: base rates show how unbalanced each AU is (some AUs are rare, others present in
+most frames), ``w_pos`` is exactly the weight the paper's weighted BCE uses for each fold (so
+:func:`pos_weights` is shared with training, and the numbers can be checked before hours of
+training), and the Jaccard matrix is the paper's Figure 3, which explains why some AUs are hard
+to separate.
 
 All computations take a labels DataFrame (columns subject, session, frame, AU01, ... with 1 / 0
 / -1) and count only coded frames (-1 is excluded per AU, or per AU pair for co-occurrence).
@@ -12,12 +12,11 @@ All computations take a labels DataFrame (columns subject, session, frame, AU01,
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,12 @@ import numpy as np
 import pandas as pd
 
 from pattnet.datasets.folds import make_split, subject_folds
-from pattnet.errors import PattnetError, StoreError
+
+# Reading labels lives in sources; re-exported because ``pattnet stats`` and the report import it
+# from here.
+from pattnet.datasets.sources import Labels, au_columns, is_store, load_labels, read_store_labels
+from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_write_json, atomic_write_text, tmp_path_for
-
-_AU_RE = re.compile(r"AU\d+")
-
-
-def au_columns(df: pd.DataFrame) -> list[str]:
-    """The AU columns of a labels table (``AU01``, ``AU02``, ...), in table order."""
-    return [c for c in df.columns if isinstance(c, str) and _AU_RE.fullmatch(c)]
 
 
 def _aus(df: pd.DataFrame, aus: Sequence[str] | None) -> list[str]:
@@ -212,100 +208,6 @@ def plot_jaccard(matrix: pd.DataFrame, paths: Sequence[str | Path], title: str =
         plt.close(fig)
 
 
-# --------------------------------------------------------------------------------------------
-# loading a store or a dataset root
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Labels:
-    """A labels table and where it came from."""
-
-    table: pd.DataFrame
-    kind: str                        # "store" or the adapter name
-    dataset: str | None              # for the published folds (bp4d, disfa) or None: k-fold
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-def is_store(path: str | Path) -> bool:
-    return (Path(path) / "store.json").is_file()
-
-
-def read_store_labels(path: str | Path, registered_only: bool = True) -> Labels:
-    """The frame table of a patch store. Reads only ``store.json`` and ``frames.csv``, so it
-    also works on a store whose preparation is still running.
-
-    ``registered_only`` keeps the frames training can use (``success`` true), which is what the
-    fold weights must describe."""
-    path = Path(path)
-    meta_path = path / "store.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{meta_path}: unreadable store.json ({exc})") from exc
-    frames_path = path / "frames.csv"
-    if not frames_path.is_file():
-        raise StoreError(f"{frames_path}: frame table missing")
-    try:
-        table = pd.read_csv(frames_path, dtype={"subject": str, "session": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{frames_path}: unreadable frame table ({exc})") from exc
-    missing = [c for c in ("subject", "session", "frame") if c not in table.columns]
-    cols = au_columns(table)
-    if missing or not cols:
-        raise StoreError(f"{frames_path}: not a frame table (missing "
-                         f"{', '.join(missing) or 'AU columns'})")
-    vals = table[cols].to_numpy()
-    bad = ~np.isin(vals, (-1, 0, 1))
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise StoreError(f"{frames_path}: line {r + 2}: {cols[c]} = {vals[r, c]!r}; labels must "
-                         "be 1, 0 or -1")
-    notes = []
-    if not meta.get("complete", True):
-        notes.append("the store is incomplete (prepare has not finished); counts cover the "
-                     "frames written so far")
-    if registered_only and "success" in table.columns:
-        ok = table["success"].astype(str).str.lower().isin(("1", "true", "1.0"))
-        if (~ok).any():
-            notes.append(f"{int((~ok).sum())} frame(s) whose registration failed are left out "
-                         "(training never sees them; --all-frames counts them)")
-        table = table[ok].reset_index(drop=True)
-    ds = meta.get("dataset")
-    return Labels(table[["subject", "session", "frame", *cols]], "store",
-                  str(ds) if ds else None, notes)
-
-
-def load_labels(
-    path: str | Path,
-    dataset: str | None = None,
-    registered_only: bool = True,
-    **adapter_opts: Any,
-) -> Labels:
-    """Labels of a patch store (detected by ``store.json``) or of a raw dataset root through
-    its adapter (``dataset`` or the layout decides which)."""
-    from pattnet.datasets.adapters import detect_dataset, get_adapter
-
-    path = Path(path).expanduser()
-    if path.is_dir() and is_store(path):
-        given = sorted(k for k, v in adapter_opts.items() if v is not None)
-        if given:
-            raise PattnetError(
-                f"{path} is a patch store, whose labels are already fixed; "
-                f"{', '.join(given)} applies to a dataset root only"
-            )
-        labels = read_store_labels(path, registered_only)
-        if dataset is not None:
-            labels.dataset = dataset
-        return labels
-    name = dataset or detect_dataset(path)
-    adapter = get_adapter(name, path, **adapter_opts)
-    table = adapter.labels_table()
-    return Labels(table, name, name, [], [str(p) for p in adapter.problems])
-
-
-# --------------------------------------------------------------------------------------------
-# the whole report
-# --------------------------------------------------------------------------------------------
 @dataclass
 class Stats:
     n_frames: int
@@ -406,3 +308,24 @@ def write_stats(stats: Stats, out: str | Path, extra: dict[str, Any] | None = No
     atomic_write_json(out / "stats.json", summary)
     written.append(out / "stats.json")
     return written
+
+
+__all__ = [
+    "NO_POSITIVE_WEIGHT",
+    "Labels",
+    "PosWeights",
+    "Stats",
+    "au_columns",
+    "base_rates",
+    "compute_stats",
+    "fold_pos_weights",
+    "format_stats",
+    "is_store",
+    "jaccard",
+    "load_labels",
+    "plot_jaccard",
+    "pos_weights",
+    "read_store_labels",
+    "weights_table",
+    "write_stats",
+]

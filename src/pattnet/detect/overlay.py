@@ -169,56 +169,15 @@ def plot_timeline(df: Any, aus: Sequence[int], threshold: np.ndarray, path: str 
     """PNG of AU probabilities over time (one row per AU, one line per face, threshold dashed,
     frames at/above it shaded); for a single frame (a photo) a bar chart per face instead."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     aus = list(aus)
     path = Path(path)
     ok = df[df["success"] == 1]
     faces = sorted(int(f) for f in ok["face_id"].unique())
-    single = df["frame"].nunique() <= 1
-    if single:
-        fig = Figure(figsize=(max(6.0, 0.5 * len(aus) + 2), 3.5), layout="constrained")
-        ax = fig.add_subplot()
-        width = 0.8 / max(1, len(faces))
-        x = np.arange(len(aus))
-        for i, fid in enumerate(faces):
-            row = ok[ok["face_id"] == fid].iloc[0]
-            ax.bar(x + i * width - 0.4 + width / 2, [row[f"{au_name(a)}_p"] for a in aus], width,
-                   label=f"face {fid}")
-        ax.scatter(x, threshold, marker="_", s=200, color="k", label="threshold", zorder=3)
-        ax.set_xticks(x, [au_name(a) for a in aus])
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("probability")
-        if faces:
-            ax.legend(fontsize=7, ncols=min(len(faces) + 1, 6))
-        else:
-            ax.text(0.5, 0.5, "no face", transform=ax.transAxes, ha="center")
+    if df["frame"].nunique() <= 1:
+        fig = _bar_chart(ok, faces, aus, threshold)
     else:
-        fig = Figure(figsize=(11, 0.75 * len(aus) + 1.2), layout="constrained")
-        axes = np.atleast_1d(fig.subplots(len(aus), 1, sharex=True))
-        t_all = df["timestamp"].to_numpy()
-        for k, (ax, au) in enumerate(zip(axes, aus, strict=True)):
-            name = au_name(au)
-            for fid in faces:
-                # every frame on the time axis, NaN where this face is absent: gaps, not lines
-                sub = df[(df["face_id"] == fid) | (df["success"] == 0)]
-                sub = sub.drop_duplicates("frame")
-                p = sub[f"{name}_p"].where(sub["face_id"] == fid)
-                t = sub["timestamp"].to_numpy()
-                (line,) = ax.plot(t, p.to_numpy(), lw=0.9, label=f"face {fid}")
-                on = (p >= threshold[k]).to_numpy()
-                ax.fill_between(t, 0, 1, where=on, color=line.get_color(), alpha=0.12, lw=0,
-                                step="mid")
-            ax.axhline(threshold[k], color="k", lw=0.6, ls="--")
-            ax.set_ylim(0, 1)
-            ax.set_yticks([0, 1])
-            ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-            ax.tick_params(labelsize=7)
-        axes[-1].set_xlabel("time (s)")
-        if len(t_all):
-            axes[-1].set_xlim(float(np.nanmin(t_all)), float(np.nanmax(t_all)) or 1.0)
-        if len(faces) > 1:
-            axes[0].legend(fontsize=7, ncols=len(faces), loc="upper right")
+        fig = _timeline(df, faces, aus, threshold)
     fig.suptitle(f"AU probabilities{': ' + title if title else ''}", fontsize=10)
     FigureCanvasAgg(fig)
     tmp = tmp_path_for(path)
@@ -229,6 +188,61 @@ def plot_timeline(df: Any, aus: Sequence[int], threshold: np.ndarray, path: str 
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _bar_chart(ok: Any, faces: list[int], aus: list[int], threshold: np.ndarray) -> Any:
+    """One bar per AU and face, for the single frame of a photo."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6.0, 0.5 * len(aus) + 2), 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(faces))
+    x = np.arange(len(aus))
+    for i, fid in enumerate(faces):
+        row = ok[ok["face_id"] == fid].iloc[0]
+        ax.bar(x + i * width - 0.4 + width / 2, [row[f"{au_name(a)}_p"] for a in aus], width,
+               label=f"face {fid}")
+    ax.scatter(x, threshold, marker="_", s=200, color="k", label="threshold", zorder=3)
+    ax.set_xticks(x, [au_name(a) for a in aus])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    if faces:
+        ax.legend(fontsize=7, ncols=min(len(faces) + 1, 6))
+    else:
+        ax.text(0.5, 0.5, "no face", transform=ax.transAxes, ha="center")
+    return fig
+
+
+def _timeline(df: Any, faces: list[int], aus: list[int], threshold: np.ndarray) -> Any:
+    """One row per AU over time, one line per face."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 0.75 * len(aus) + 1.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(aus), 1, sharex=True))
+    t_all = df["timestamp"].to_numpy()
+    for k, (ax, au) in enumerate(zip(axes, aus, strict=True)):
+        name = au_name(au)
+        for fid in faces:
+            # every frame on the time axis, NaN where this face is absent: gaps, not lines
+            sub = df[(df["face_id"] == fid) | (df["success"] == 0)]
+            sub = sub.drop_duplicates("frame")
+            p = sub[f"{name}_p"].where(sub["face_id"] == fid)
+            t = sub["timestamp"].to_numpy()
+            (line,) = ax.plot(t, p.to_numpy(), lw=0.9, label=f"face {fid}")
+            on = (p >= threshold[k]).to_numpy()
+            ax.fill_between(t, 0, 1, where=on, color=line.get_color(), alpha=0.12, lw=0,
+                            step="mid")
+        ax.axhline(threshold[k], color="k", lw=0.6, ls="--")
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0, 1])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("time (s)")
+    if len(t_all):
+        axes[-1].set_xlim(float(np.nanmin(t_all)), float(np.nanmax(t_all)) or 1.0)
+    if len(faces) > 1:
+        axes[0].legend(fontsize=7, ncols=len(faces), loc="upper right")
+    return fig
 
 
 __all__ = ["OverlayWriter", "draw_overlay", "plot_timeline"]

@@ -68,38 +68,50 @@ def au_metrics(
     positive. The "Avg" row is the unweighted mean over AUs of each metric (the paper's
     average), skipping NaN AUs and naming them in its note; its ``n``/``n_pos`` are totals.
     """
+    prob, label = _check(prob, label, aus)
+    rows = [_au_row(au, prob[:, j], label[:, j], threshold) for j, au in enumerate(aus)]
+    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    avg = _avg_row(df)
+    df = pd.concat([df, pd.DataFrame([avg], columns=list(METRIC_COLUMNS))], ignore_index=True)
+    df["au"] = df["au"].astype("Int64")
+    df.index = pd.Index(df["name"].tolist(), name=None)
+    return df
+
+
+def _au_row(au: int, prob: np.ndarray, label: np.ndarray, threshold: float) -> dict[str, object]:
+    """One AU's metrics on its coded frames; undefined ones NaN with the reason in "note"."""
     from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-    prob, label = _check(prob, label, aus)
-    rows = []
-    for j, au in enumerate(aus):
-        coded = label[:, j] >= 0
-        y = (label[coded, j] == 1).astype(np.int8)
-        p = prob[coded, j]
-        n, n_pos = int(y.size), int(y.sum())
-        row = {"au": int(au), "name": au_name(au), "n": n, "n_pos": n_pos,
-               "base_rate": n_pos / n if n else np.nan,
-               "precision": np.nan, "recall": np.nan, "f1": np.nan, "auc": np.nan, "note": ""}
-        notes = []
-        if n == 0:
-            notes.append("no coded frames")
+    coded = label >= 0
+    y = (label[coded] == 1).astype(np.int8)
+    p = prob[coded]
+    n, n_pos = int(y.size), int(y.sum())
+    row: dict[str, object] = {
+        "au": int(au), "name": au_name(au), "n": n, "n_pos": n_pos,
+        "base_rate": n_pos / n if n else np.nan,
+        "precision": np.nan, "recall": np.nan, "f1": np.nan, "auc": np.nan, "note": ""}
+    notes = []
+    if n == 0:
+        notes.append("no coded frames")
+    else:
+        pred = (p >= threshold).astype(np.int8)
+        if n_pos == 0:
+            notes.append("no positive frames: F1 undefined")
         else:
-            pred = (p >= threshold).astype(np.int8)
-            if n_pos == 0:
-                notes.append("no positive frames: F1 undefined")
-            else:
-                row["precision"] = float(precision_score(y, pred, zero_division=0.0))
-                row["recall"] = float(recall_score(y, pred, zero_division=0.0))
-                row["f1"] = float(f1_score(y, pred, zero_division=0.0))
-            if n_pos in (0, n):
-                kind = "positive" if n_pos == n else "negative"
-                notes.append(f"one class only (all {n} coded frames {kind}): AUC undefined")
-            else:
-                row["auc"] = float(roc_auc_score(y, p))
-        row["note"] = "; ".join(notes)
-        rows.append(row)
+            row["precision"] = float(precision_score(y, pred, zero_division=0.0))
+            row["recall"] = float(recall_score(y, pred, zero_division=0.0))
+            row["f1"] = float(f1_score(y, pred, zero_division=0.0))
+        if n_pos in (0, n):
+            kind = "positive" if n_pos == n else "negative"
+            notes.append(f"one class only (all {n} coded frames {kind}): AUC undefined")
+        else:
+            row["auc"] = float(roc_auc_score(y, p))
+    row["note"] = "; ".join(notes)
+    return row
 
-    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+def _avg_row(df: pd.DataFrame) -> dict[str, object]:
+    """The "Avg" row: unweighted mean over AUs skipping NaN ones (named in its note), totals."""
     avg: dict[str, object] = {"au": pd.NA, "name": "Avg", "n": int(df["n"].sum()),
                               "n_pos": int(df["n_pos"].sum())}
     notes = []
@@ -111,10 +123,7 @@ def au_metrics(
             skipped = ", ".join(df.loc[~ok, "name"])
             notes.append(f"{col} averaged without {skipped}")
     avg["note"] = "; ".join(notes)
-    df = pd.concat([df, pd.DataFrame([avg], columns=list(METRIC_COLUMNS))], ignore_index=True)
-    df["au"] = df["au"].astype("Int64")
-    df.index = pd.Index(df["name"].tolist(), name=None)
-    return df
+    return avg
 
 
 def mean_attention(attention: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -123,7 +132,7 @@ def mean_attention(attention: np.ndarray, mask: np.ndarray | None = None) -> np.
     ``mask`` (N, A) or (N,) of bools selects the frames that count for each row (e.g.
     ``label >= 0``: the frames where the AU was coded); a row with no selected frame is NaN.
     Averages are taken in float64 because attention is stored as float16, whose sums over
-    100k frames would lose all precision. A 2-D (N, P) input (one attention shared by all
+    a dataset's frames would lose all precision. A 2-D (N, P) input (one attention shared by all
     AUs) is treated as A = 1.
     """
     att = np.asarray(attention)

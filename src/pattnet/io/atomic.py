@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,24 @@ def tmp_path_for(path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     return p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling name to write ``path`` through, for writers that need a file name
+    (torch.save, np.savez, pandas, matplotlib, a video encoder).
+
+    The file appears at ``path`` only when the block ends normally; if it raises, the partial
+    file is removed and ``path`` keeps what it had.
+    """
+    p = Path(path)
+    tmp = tmp_path_for(p)
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_png_atomic(path: str | Path, rgb: Any) -> None:

@@ -4,7 +4,7 @@ Every stage that loops over frames (register, prepare, detect) goes through here
 order, bit depth, alpha and broken files are handled once. Frames stream: a video is never held
 in memory.
 
-Why PyAV for video: it decodes straight to RGB (about 1 ms per 640x360 frame) and gives the
+Why PyAV for video: it decodes straight to RGB, fast, and gives the
 presentation timestamps of the container, which OpenCV's VideoCapture only estimates; variable
 frame rate phone videos need the real ones.
 """

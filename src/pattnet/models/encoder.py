@@ -64,6 +64,7 @@ class PatchEncoder(nn.Module):
         layers = list(self.features)
         for i in range(0, len(layers), 4):  # [conv, relu, bn, pool] per layer
             conv, relu, bn, pool = layers[i:i + 4]
+            assert isinstance(bn, nn.BatchNorm2d)
             c = conv(x)
             x = _fused.relu_bn_pool(c, bn) if _fused.applies(c, bn) else pool(bn(relu(c)))
         return self.fc(torch.flatten(x, 1))

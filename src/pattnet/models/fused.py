@@ -61,7 +61,7 @@ def applies(c: torch.Tensor, bn: nn.BatchNorm2d) -> bool:
 def relu_bn_pool(c: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     """max_pool2d(bn(relu(c)), 2) in training mode, updating ``bn``'s running statistics."""
     out = _ReluBnPool.apply(c, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                            float(bn.momentum), float(bn.eps))
+                            float(bn.momentum or 0.0), float(bn.eps))
     if bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
     return out

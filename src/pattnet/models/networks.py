@@ -133,7 +133,7 @@ class AUModel(nn.Module):
         self.aus = list(aus)
         self.cfg = cfg
         self.net = net
-        self.input_kind: str = net.input_kind
+        self.input_kind = str(net.input_kind)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         return self.net(x)

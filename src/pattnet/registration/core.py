@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -27,6 +26,7 @@ import numpy as np
 
 from pattnet.errors import PattnetError
 from pattnet.io import Frame
+from pattnet.registration.faces import RegisteredFace, RegisteredFrame, RegistrationConfig
 from pattnet.registration.landmarks import LandmarkBackend, load_backend
 from pattnet.registration.pose import apply_similarity, rotation_to_euler, similarity_fit
 from pattnet.registration.template import (
@@ -36,69 +36,17 @@ from pattnet.registration.template import (
     Template,
     load_template,
 )
-from pattnet.registration.tracking import box_iou
+from pattnet.registration.tracking import FaceTracker, ids_left_to_right
 from pattnet.registration.warp import piecewise_affine_warp, triangle_areas
-
-
-@dataclass
-class RegistrationConfig:
-    """Settings of the registration stage (defaults reproduce the paper's frame)."""
-
-    backend: str = "mediapipe"
-    max_faces: int = 1
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    output_size: int = 512  # the template's frame; other sizes are scaled copies of it
-    grid_step: int = 4  # coarse map spacing of the warp (1 = exact per-pixel map)
-    min_facing: float = 0.1  # a triangle is visible when its source area / frontal area > this
-    min_confidence: float = 0.1  # below this a fit is reported with success=False
-    max_detect_side: int = 1920  # larger frames are shrunk for landmark detection only
-    track_iou: float = 0.3  # video: a face keeps its id when its box overlaps the previous one
-
-
-@dataclass
-class RegisteredFace:
-    """One face in the canonical frame, with what is needed to trace it back to the source.
-
-    ``image`` (S, S, 3) uint8 with S = output_size (512); ``landmarks`` (478, 2) float32 in the
-    canonical frame; ``pitch``/``yaw``/``roll`` in degrees (convention in
-    :mod:`pattnet.registration.pose`); ``confidence`` in [0, 1] from the rigid-fit residual;
-    ``visible_fraction`` the share of the face area not self-occluded in the source; ``bbox``
-    (x0, y0, x1, y1) and ``source_landmarks`` (478, 3) in source pixels.
-    """
-
-    image: np.ndarray
-    landmarks: np.ndarray
-    pitch: float
-    yaw: float
-    roll: float
-    success: bool
-    confidence: float
-    visible_fraction: float
-    face_id: int
-    bbox: tuple[float, float, float, float]
-    source_landmarks: np.ndarray
-    landmarks_3d: np.ndarray | None = None  # (478, 3) canonical x, y and depth
-    scale: float = 1.0  # source pixels -> canonical pixels
-
-
-@dataclass
-class RegisteredFrame:
-    """Result for one decoded frame: ``faces`` is empty when no face was found."""
-
-    index: int
-    timestamp: float
-    faces: list[RegisteredFace] = field(default_factory=list)
-    shape: tuple[int, int] = (0, 0)  # source (height, width)
 
 
 class Registrar:
     """Holds the landmark back-end and the template, registers frame after frame.
 
-    Create one per stream and reuse it: MediaPipe takes ~100 ms to start. ``static_image_mode``
-    True treats every frame independently (photos, shuffled dataset frames); False tracks the
-    face from frame to frame (video: faster, steadier) and keeps ``face_id`` stable by box
-    overlap.
+    Create one per stream and reuse it: starting MediaPipe costs far more than one frame.
+    ``static_image_mode`` True treats every frame independently (photos, shuffled dataset
+    frames); False tracks the face from frame to frame (video: faster, steadier) and keeps
+    ``face_id`` stable by box overlap (:class:`~pattnet.registration.tracking.FaceTracker`).
     """
 
     def __init__(
@@ -117,14 +65,13 @@ class Registrar:
         self.template = template or load_template()
         self.static_image_mode = static_image_mode
         self._backend = backend
-        self._tracks: list[tuple[int, tuple[float, float, float, float]]] = []
-        self._next_id = 0
+        self._tracker = FaceTracker(self.config.track_iou)
         f = self.config.output_size / self.template.size
         tpl = self.template.points.astype(np.float64)
         self._tpl = tpl * f  # template scaled to the output size
         # pose-fit points and weights: the template's rigid points, plus the iris centres, eye
         # corners and nose tip weighted up so that eyes and nose land where the patch boxes
-        # expect them (identity differences otherwise move the irises by up to 6 px)
+        # expect them (identity differences otherwise move the irises by several pixels)
         extra = np.array([IRIS_RIGHT, IRIS_LEFT, 33, 133, 362, 263, NOSE_TIP])
         self._fit_idx = np.concatenate([self.template.rigid, extra])
         n = len(self.template.rigid)
@@ -162,8 +109,7 @@ class Registrar:
 
     def reset_tracking(self) -> None:
         """Forget face ids (start of a new video with the same Registrar)."""
-        self._tracks = []
-        self._next_id = 0
+        self._tracker.reset()
 
     # -- registration -----------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
@@ -249,42 +195,17 @@ class Registrar:
         pts = np.asarray(points, dtype=np.float64)
         if pts.shape != (self.template.points.shape[0], 3):
             raise PattnetError(f"expected (478, 3) landmarks, got {pts.shape}")
-        size = self.config.output_size
         x0, y0 = pts[:, 0].min(), pts[:, 1].min()
         x1, y1 = pts[:, 0].max(), pts[:, 1].max()
         bbox = (float(x0), float(y0), float(x1), float(y1))
-        idx = self._fit_idx
-        s, r, t = similarity_fit(pts[idx], self._tpl_fit, self._fit_w)
-        canon = apply_similarity(pts, s, r, t)
-        resid = np.linalg.norm(canon[idx] - self._tpl_fit, axis=1)
-        rms = float(np.sqrt((self._fit_w * resid**2).sum() / self._fit_w.sum())) / self._iod
-        # residual of a good fit is 2-5 % of the interocular distance (identity, expression);
-        # a wrong mesh (not a face, half outside the frame) is far beyond 10 %
-        confidence = float(math.exp(-((rms / 0.1) ** 2)))
+        s, r, canon, confidence = self._fit_pose(pts)
         pitch, yaw, roll = rotation_to_euler(r.T)
         finite = bool(np.isfinite(canon).all()) and s > 0
-
-        # self-occlusion: a triangle seen in the frontal (canonical) view whose source area,
-        # brought to canonical scale, is small or negative faces away from the camera in the
-        # source: it has no pixels to show and is masked. Triangles already folded away in the
-        # frontal view (under the nose tip) are covered by their neighbours there.
-        a_src = triangle_areas(pts, self._tri) * (s * s)
-        a_dst = triangle_areas(canon, self._tri)
-        front = a_dst > 0
-        # slivers (edge-on in the frontal view too, e.g. under the nose) stay: masking them
-        # would cut thin black lines through the face for no gain
-        solid = a_dst > 0.25 * self._tpl_area
-        visible = ~(front & solid) | (a_src > self.config.min_facing * a_dst)
-        total = float(a_dst[front].sum())
-        visible_fraction = float(a_dst[front & visible].sum() / total) if total > 0 else 0.0
-
+        visible, visible_fraction = self._visibility(pts, canon, s)
         if finite:
-            src_img, src_xy = _prescale(rgb, pts[:, :2], s, bbox)
-            image = piecewise_affine_warp(
-                src_img, src_xy, canon[:, :2], self._tri, (size, size), tri_mask=visible,
-                grid_step=self.config.grid_step,
-            )
+            image = self._warp(rgb, pts, canon, s, bbox, visible)
         else:
+            size = self.config.output_size
             image = np.zeros((size, size, 3), dtype=np.uint8)
         success = finite and confidence >= self.config.min_confidence
         return RegisteredFace(
@@ -303,40 +224,54 @@ class Registrar:
             scale=float(s),
         )
 
+    def _fit_pose(self, pts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Scale, rotation, the frontalised mesh and the fit's confidence in [0, 1]."""
+        idx = self._fit_idx
+        s, r, t = similarity_fit(pts[idx], self._tpl_fit, self._fit_w)
+        canon = apply_similarity(pts, s, r, t)
+        resid = np.linalg.norm(canon[idx] - self._tpl_fit, axis=1)
+        rms = float(np.sqrt((self._fit_w * resid**2).sum() / self._fit_w.sum())) / self._iod
+        # a good fit leaves a residual of a few percent of the interocular distance (identity,
+        # expression); a wrong mesh (not a face, half outside the frame) is far beyond 10 %
+        confidence = float(math.exp(-((rms / 0.1) ** 2)))
+        return s, r, canon, confidence
+
+    def _visibility(self, pts: np.ndarray, canon: np.ndarray, s: float) -> tuple[np.ndarray, float]:
+        """Triangles with pixels to show in the source, and the visible share of the face area.
+
+        A triangle seen in the frontal (canonical) view whose source area, brought to canonical
+        scale, is small or negative faces away from the camera in the source: it has no pixels
+        to show and is masked. Triangles already folded away in the frontal view (under the
+        nose tip) are covered by their neighbours there.
+        """
+        a_src = triangle_areas(pts, self._tri) * (s * s)
+        a_dst = triangle_areas(canon, self._tri)
+        front = a_dst > 0
+        # slivers (edge-on in the frontal view too, e.g. under the nose) stay: masking them
+        # would cut thin black lines through the face for no gain
+        solid = a_dst > 0.25 * self._tpl_area
+        visible = ~(front & solid) | (a_src > self.config.min_facing * a_dst)
+        total = float(a_dst[front].sum())
+        visible_fraction = float(a_dst[front & visible].sum() / total) if total > 0 else 0.0
+        return visible, visible_fraction
+
+    def _warp(self, rgb: np.ndarray, pts: np.ndarray, canon: np.ndarray, s: float,
+              bbox: tuple[float, float, float, float], visible: np.ndarray) -> np.ndarray:
+        """The face carried from the source mesh onto the canonical one, hidden triangles black."""
+        size = self.config.output_size
+        src_img, src_xy = _prescale(rgb, pts[:, :2], s, bbox)
+        return piecewise_affine_warp(
+            src_img, src_xy, canon[:, :2], self._tri, (size, size), tri_mask=visible,
+            grid_step=self.config.grid_step,
+        )
+
     def _with_ids(self, faces: list[RegisteredFace]) -> list[RegisteredFace]:
         """``faces`` with their ``face_id`` set, ordered by it."""
-        self._assign_ids(faces)
+        boxes = [f.bbox for f in faces]
+        ids = ids_left_to_right(boxes) if self.static_image_mode else self._tracker.assign(boxes)
+        for f, i in zip(faces, ids, strict=True):
+            f.face_id = i
         return sorted(faces, key=lambda f: f.face_id)
-
-    def _assign_ids(self, faces: list[RegisteredFace]) -> None:
-        if self.static_image_mode:
-            # photos: ids left to right, so the same photo always gives the same ids
-            for i, f in enumerate(sorted(faces, key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)):
-                f.face_id = i
-            return
-        pairs = sorted(
-            ((box_iou(f.bbox, box), fi, ti) for fi, f in enumerate(faces)
-             for ti, (_, box) in enumerate(self._tracks)),
-            reverse=True,
-        )
-        used_f: set[int] = set()
-        used_t: set[int] = set()
-        for iou, fi, ti in pairs:
-            if iou < self.config.track_iou or fi in used_f or ti in used_t:
-                continue
-            faces[fi].face_id = self._tracks[ti][0]
-            used_f.add(fi)
-            used_t.add(ti)
-        taken = {self._tracks[ti][0] for ti in used_t}
-        for fi, f in enumerate(faces):
-            if fi not in used_f:
-                # reuse the smallest free id (a single face that is lost and found stays 0)
-                nid = 0
-                while nid in taken:
-                    nid += 1
-                f.face_id = nid
-                taken.add(nid)
-        self._tracks = [(f.face_id, f.bbox) for f in faces]
 
 
 def _unpack(frame: Frame | np.ndarray, n: int) -> tuple[np.ndarray, int, float]:

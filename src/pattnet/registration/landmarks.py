@@ -73,10 +73,10 @@ class MediaPipeBackend:
 
     * ``static_image_mode=True`` (photos, dataset frames): faces are found with MediaPipe's
       full-range detector, and the mesh is computed on a square crop around each face. This finds
-      small faces in group photos (all five in multi_face.jpg, where Face Mesh alone finds one).
-      When the detector finds nothing, Face Mesh is tried on the whole frame.
+      small faces in group photos that Face Mesh alone misses. When the detector finds nothing,
+      Face Mesh is tried on the whole frame.
     * ``static_image_mode=False`` (video): Face Mesh's tracking mode; landmarks of one frame seed
-      the next and detection only runs when tracking is lost (about 4-5 ms per frame).
+      the next and detection only runs when tracking is lost.
 
     ``Detection.score`` is the full-range detector's score in static mode; tracking mode has no
     per-face score (1.0) and registration derives its confidence from the rigid-fit residual.
@@ -215,8 +215,8 @@ _WIRE = np.array([0x0A, 0x0F, 0x0D, 0x15, 0x1D], dtype=np.uint8)
 def _parse_landmarks(face) -> np.ndarray | None:
     """(478, 3) float32 straight from the protobuf wire bytes, or None to use the slow path.
 
-    Why: reading 478 landmarks attribute by attribute costs about 0.2 ms, as much as the pose
-    fit. Each landmark serialises as 17 bytes (``0a 0f``, then ``0d`` x, ``15`` y, ``1d`` z as
+    Why: reading the landmarks attribute by attribute costs as much as the whole pose fit.
+    Each landmark serialises as 17 bytes (``0a 0f``, then ``0d`` x, ``15`` y, ``1d`` z as
     little-endian float32) when x, y and z are set and nothing else is; anything else (a zero
     coordinate is omitted by protobuf, a visibility field) changes the length or the tags and
     falls back.

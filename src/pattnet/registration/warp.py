@@ -4,11 +4,11 @@ Registration uses it to bring a photo's face into the canonical 512x512 frame; t
 set uses it to carry deformed faces back into photos. Keeping a single implementation means the
 two can never disagree about pixel centres, borders or masking.
 
-How it stays fast (about a millisecond for a 900-triangle face at 512x512): the backward map
-(output pixel -> source pixel) of a piecewise-affine warp is continuous, so it is evaluated on a
-coarse grid (every ``grid_step`` pixels, inside the bounding box of the destination mesh only),
-vectorised over (triangle, grid cell) pairs, upsampled with ``cv2.resize`` (bilinear, exactly
-aligned with the grid) and applied with one ``cv2.remap``. The error of the upsampled map is
+How it stays fast: the backward map (output pixel -> source pixel) of a piecewise-affine warp
+is continuous, so it is evaluated on a coarse grid (every ``grid_step`` pixels, inside the
+bounding box of the destination mesh only), vectorised over (triangle, grid cell) pairs,
+upsampled with ``cv2.resize`` (bilinear, exactly aligned with the grid) and applied with one
+``cv2.remap``. The error of the upsampled map is
 second order in ``grid_step`` where triangles meet at an angle and zero inside a triangle;
 ``grid_step=1`` evaluates every pixel exactly. Coverage (outside the mesh, and triangles the
 caller masks) is rasterised at full resolution with ``cv2.fillPoly``, so edges stay sharp.
@@ -40,7 +40,8 @@ _last_key: tuple[np.ndarray, bytes] | None = None
 
 def _tri_key(tri: np.ndarray) -> bytes:
     """``tri.tobytes()``, the caches' key; the same bytes object again for the same read-only
-    array (Registrar's), so that its hash (21 kB of bytes) is computed once, not per frame."""
+    array (Registrar's), so that its hash (over the whole array's bytes) is computed once, not
+    per frame."""
     global _last_key
     last = _last_key
     if last is not None and last[0] is tri and not tri.flags.writeable:
@@ -195,6 +196,11 @@ def _coarse_map(
     owner[cell.take(ext)] = t.take(ext)
     inn = np.flatnonzero(inside)
     owner[cell.take(inn)] = t.take(inn)
+    return _map_from_owners(owner, srcmap, gw, gh)
+
+
+def _map_from_owners(owner: np.ndarray, srcmap: np.ndarray, gw: int, gh: int) -> np.ndarray:
+    """Each grid cell's source x, y from its owning triangle's map; far outside where unowned."""
     cells = np.flatnonzero(owner >= 0)
     cf = srcmap.take(owner.take(cells), axis=0)
     fi = (cells % gw).astype(np.float32)
@@ -250,48 +256,61 @@ def piecewise_affine_warp(
     dst = np.asarray(dst_pts, dtype=np.float64)[:, :2]
     step = max(1, int(grid_step))
 
-    # output block: the destination mesh's bounding box, grown to whole grid cells
-    x_lo = max(0, int(np.floor(dst[:, 0].min())) - 1)
-    y_lo = max(0, int(np.floor(dst[:, 1].min())) - 1)
-    x_hi = min(w_out, int(np.ceil(dst[:, 0].max())) + 2)
-    y_hi = min(h_out, int(np.ceil(dst[:, 1].max())) + 2)
+    x_lo, y_lo, x_hi, y_hi = _output_block(dst, h_out, w_out)
     if x_hi <= x_lo or y_hi <= y_lo or len(tri) == 0:
         return (out, mask) if return_mask else out
     gw = -(-(x_hi - x_lo) // step)
     gh = -(-(y_hi - y_lo) // step)
     tri_key = _tri_key(tri)
 
-    # coverage at full resolution: the mesh outline (minus masked triangles, below)
-    boundary = _boundary_array(tri_key, len(tri))
-    offset = np.array([x_lo, y_lo], dtype=np.float64)
-    # (only the block is needed unless the caller wants the whole mask)
+    # (only the block's coverage is needed unless the caller wants the whole mask)
     sub = mask[y_lo:y_hi, x_lo:x_hi] if return_mask else np.zeros((y_hi - y_lo, x_hi - x_lo),
                                                                    dtype=np.uint8)
-    shift = 4  # sub-pixel vertex positions for fillPoly (1/16 px)
-    if len(boundary) >= 3:
-        poly = np.round((dst[boundary] - offset) * (1 << shift)).astype(np.int32)
-        cv2.fillPoly(sub, [poly], 255, lineType=cv2.LINE_8, shift=shift)
+    _fill_coverage(sub, dst, tri, tri_key, tri_mask, np.array([x_lo, y_lo], dtype=np.float64))
 
     grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step, tri_key)
     if step > 1:
         grid = cv2.resize(grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
-    bh, bwid = y_hi - y_lo, x_hi - x_lo
-    maps = grid[:bh, :bwid]
+    maps = grid[:y_hi - y_lo, :x_hi - x_lo]
+    warped = cv2.remap(img, maps, None, interpolation, borderMode=cv2.BORDER_CONSTANT,
+                       borderValue=fill)
+    _paste(warped, sub, out[y_lo:y_hi, x_lo:x_hi])
+    return (out, mask) if return_mask else out
 
+
+def _output_block(dst: np.ndarray, h_out: int, w_out: int) -> tuple[int, int, int, int]:
+    """The part of the output the mesh can cover: its bounding box, with a margin for rounding."""
+    x_lo = max(0, int(np.floor(dst[:, 0].min())) - 1)
+    y_lo = max(0, int(np.floor(dst[:, 1].min())) - 1)
+    x_hi = min(w_out, int(np.ceil(dst[:, 0].max())) + 2)
+    y_hi = min(h_out, int(np.ceil(dst[:, 1].max())) + 2)
+    return x_lo, y_lo, x_hi, y_hi
+
+
+def _fill_coverage(sub: np.ndarray, dst: np.ndarray, tri: np.ndarray, tri_key: bytes,
+                   tri_mask: np.ndarray | None, offset: np.ndarray) -> None:
+    """Coverage of the output block at full resolution: the mesh outline minus masked triangles.
+
+    Rasterised apart from the coarse map so that the face's edges stay sharp.
+    """
+    boundary = _boundary_array(tri_key, len(tri))
+    shift = 4  # sub-pixel vertex positions for fillPoly (1/16 px)
+    if len(boundary) >= 3:
+        poly = np.round((dst[boundary] - offset) * (1 << shift)).astype(np.int32)
+        cv2.fillPoly(sub, [poly], 255, lineType=cv2.LINE_8, shift=shift)
     if tri_mask is not None:
         hidden = tri[~np.asarray(tri_mask, dtype=bool)]
         if len(hidden):
             polys = np.round((dst[hidden] - offset) * (1 << shift)).astype(np.int32)
             cv2.fillPoly(sub, list(polys), 0, lineType=cv2.LINE_8, shift=shift)
 
-    warped = cv2.remap(img, maps, None, interpolation, borderMode=cv2.BORDER_CONSTANT,
-                       borderValue=fill)
-    block = out[y_lo:y_hi, x_lo:x_hi]
-    # a masked numpy copy costs ~2 ms at this size; OpenCV's masked copy ~0.01 ms
+
+def _paste(warped: np.ndarray, sub: np.ndarray, block: np.ndarray) -> None:
+    """Copy the warped pixels into ``block`` (a view of the output) where ``sub`` covers them."""
+    # OpenCV's masked copy is far cheaper than numpy's at this size
     res = cv2.copyTo(warped, sub, block)
-    if not np.may_share_memory(res, out):  # OpenCV could not write in place (an odd layout)
+    if not np.may_share_memory(res, block):  # OpenCV could not write in place (an odd layout)
         keep = sub.astype(bool)
         if warped.ndim == 3:
             keep = keep[:, :, None]
         np.copyto(block, warped, where=keep)
-    return (out, mask) if return_mask else out

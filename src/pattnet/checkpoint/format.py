@@ -1,0 +1,259 @@
+"""The deployable model file: what one checkpoint holds, and writing and reading it safely.
+
+Why a format of its own (and not the trainer's ``epoch-NN.pt``): a training checkpoint holds the
+optimiser and history but not what a user of the model must know — which architecture, which
+AUs, how the input was normalised, which registration template cut the patches and at which
+threshold an AU counts as present. Getting any of these wrong gives plausible but wrong
+probabilities, so the file carries them and :func:`pattnet.checkpoint.load_checkpoint` refuses
+what does not fit.
+
+The file is a plain ``torch.save`` of a dict holding only tensors, dicts, lists, str, int, float
+and bool, so it loads with ``torch.load(..., weights_only=True)``: opening a model someone sent
+you runs no pickled code. Layout (``format_version`` 1)::
+
+    format           "pattnet-checkpoint"
+    format_version   1
+    pattnet_version  "0.1.0"            the version that wrote it
+    model            "pattnet-multilabel"
+    mode             "multilabel" | "per-au"
+    model_config     {dim, order, attention_bias, patch, init}   (ModelConfig fields)
+    input_kind       "patches" | "holistic"
+    aus              [1, 2, 4, ...]
+    threshold        [0.5, 0.5, ...]    one per AU (occurrence = probability >= threshold)
+    mean, std        0.5, 0.5           normalisation of to_model_input
+    normalize        "global" | "subject"   (optional, default global) subject: the model takes
+                                        the difference from the person's mean face
+    reference        float32 tensor     (subject only) the training population's mean face, the
+                                        prior of detect's running per-person reference
+    template_version "pattnet-mp478-v1" the registration template the patches were cut with
+    state_dict       {name: tensor}
+    source           {run, fold, epoch, criterion, value, ...}   provenance, free-form
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pattnet.errors import PattnetError
+from pattnet.io.atomic import tmp_path_for
+
+FORMAT = "pattnet-checkpoint"
+FORMAT_VERSION = 1
+_REQUIRED = ("format", "format_version", "model", "mode", "model_config", "aus", "threshold",
+             "mean", "std", "template_version", "state_dict")
+
+
+class CheckpointError(PattnetError):
+    """A checkpoint file that is missing, damaged, not pattnet's or does not fit this install."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the ready model (eval mode) and what is needed to feed and read it."""
+
+    model: Any  # pattnet.models.AUModel
+    aus: list[int]
+    threshold: list[float]
+    mean: float
+    std: float
+    template_version: str
+    pattnet_version: str
+    path: Path | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    normalize: str = "global"
+    reference: Any = None  # numpy float32, the shape of one input sample (subject only)
+
+    @property
+    def input_kind(self) -> str:
+        return self.model.input_kind
+
+
+def _model_mode(model: Any) -> str:
+    from pattnet.models.networks import PerAU
+
+    return "per-au" if isinstance(model.net, PerAU) else "multilabel"
+
+
+def _thresholds(threshold: float | Sequence[float], n: int) -> list[float]:
+    """One occurrence threshold per AU, each in [0, 1]: what the writer and the loader accept."""
+    one = isinstance(threshold, (int, float))
+    vals = [float(threshold)] * n if one else [float(t) for t in threshold]  # type: ignore[arg-type,union-attr]
+    if len(vals) != n:
+        raise CheckpointError(f"{len(vals)} threshold(s) for {n} AU(s)")
+    if not all(0.0 <= t <= 1.0 and math.isfinite(t) for t in vals):
+        raise CheckpointError(f"thresholds must lie in [0, 1], got {vals}")
+    return vals
+
+
+def _plain(obj: Any) -> Any:
+    """Only types ``weights_only`` accepts: refuse numpy scalars, paths, dataclasses silently."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (str, bool, int, float)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalar
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _normalisation(normalize: str, reference: Any) -> dict[str, Any]:
+    """The ``normalize`` entry, and the population reference face a subject model needs."""
+    from pattnet.store.reference import MODES
+
+    if normalize not in MODES:
+        raise CheckpointError(f"normalize must be one of {', '.join(MODES)}, got {normalize!r}")
+    if normalize == "subject" and reference is None:
+        raise CheckpointError("a subject-normalised model needs its population reference face")
+    extra: dict[str, Any] = {"normalize": normalize}
+    if normalize == "subject":
+        extra["reference"] = torch.as_tensor(reference, dtype=torch.float32).contiguous()
+    return extra
+
+
+def checkpoint_dict(
+    model: Any,
+    *,
+    threshold: float | Sequence[float] = 0.5,
+    mean: float = 0.5,
+    std: float = 0.5,
+    template_version: str | None = None,
+    source: dict[str, Any] | None = None,
+    normalize: str = "global",
+    reference: Any = None,
+) -> dict[str, Any]:
+    """The dict :func:`save_checkpoint` writes (exposed for tests and for other writers)."""
+    from pattnet import __version__
+    from pattnet.registration.template import load_template
+
+    aus = [int(a) for a in model.aus]
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    extra = _normalisation(normalize, reference)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pattnet_version": __version__,
+        "model": str(model.name),
+        "mode": _model_mode(model),
+        "model_config": _plain(asdict(model.cfg)),
+        "input_kind": str(model.input_kind),
+        "aus": aus,
+        "threshold": _thresholds(threshold, len(aus)),
+        "mean": float(mean),
+        "std": float(std),
+        "template_version": template_version or load_template().version,
+        "state_dict": state,
+        "source": _plain(source or {}),
+        **extra,
+    }
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: Any,
+    *,
+    threshold: float | Sequence[float] = 0.5,
+    mean: float = 0.5,
+    std: float = 0.5,
+    template_version: str | None = None,
+    source: dict[str, Any] | None = None,
+    normalize: str = "global",
+    reference: Any = None,
+) -> Path:
+    """Write ``model`` (an :class:`~pattnet.models.AUModel`) and its usage facts to ``path``.
+
+    Written to a temporary sibling and renamed, so an interrupted export never leaves a
+    truncated model file that ``detect`` would later trip over. ``template_version`` defaults to
+    the template of this install (the one ``prepare`` used when the store was made here).
+    """
+    p = Path(path)
+    data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
+                           template_version=template_version, source=source,
+                           normalize=normalize, reference=reference)
+    tmp = tmp_path_for(p)
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def _first_line(exc: BaseException, default: str) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else default
+
+
+def _torch_load(p: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``; each way it fails becomes one clear line."""
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = _first_line(exc, "")
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{p}: refused: the file contains pickled Python objects, not only weights "
+                "(pattnet loads models with weights_only=True)") from exc
+        raise CheckpointError(f"{p}: damaged or not a model file ({first[:120]})") from exc
+    except Exception as exc:  # zip/EOF/magic-number errors from torch.load vary by version
+        first = _first_line(exc, type(exc).__name__)
+        raise CheckpointError(f"{p}: damaged or not a model file ({first[:120]})") from exc
+
+
+def _check_file(p: Path) -> None:
+    if not p.exists():
+        raise CheckpointError(f"{p}: model file not found")
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a folder; give a model file (make one with "
+                              "'pattnet export RUN --out model.pt')")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: empty model file (0 bytes)")
+
+
+def _check_layout(p: Path, data: Any) -> None:
+    """Refuse what is not an exported pattnet model of a format this version reads."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        hint = ""
+        if isinstance(data, dict) and "optimizer" in data and "model" in data:
+            hint = "; this is a training checkpoint: turn the run into a model with " \
+                   "'pattnet export RUN --out model.pt'"
+        raise CheckpointError(f"{p}: not a pattnet model file{hint}")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint format {version!r} is newer than this pattnet reads "
+            f"({FORMAT_VERSION}); written by pattnet {data.get('pattnet_version')}, upgrade pattnet")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"{p}: incomplete checkpoint, missing {', '.join(missing)}")
+    aus = data["aus"]
+    if not isinstance(aus, list) or not aus or not all(isinstance(a, int) for a in aus):
+        raise CheckpointError(f"{p}: AU list must be a non-empty list of integers, got {aus!r}")
+    if len(set(aus)) != len(aus):
+        raise CheckpointError(f"{p}: AU list has duplicates: {aus}")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw dict of a checkpoint file, loaded with ``weights_only=True`` and checked for shape.
+
+    Every way a file can be wrong (missing, empty, not a torch file, a pickle with code in it,
+    a training checkpoint instead of an exported one, a newer format) ends in one
+    :class:`CheckpointError` line naming the file.
+    """
+    p = Path(path)
+    _check_file(p)
+    data = _torch_load(p)
+    _check_layout(p, data)
+    return data

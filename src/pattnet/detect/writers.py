@@ -1,0 +1,195 @@
+"""One input's result files: the CSV as it grows, the overlay and the plot, and their summary.
+
+Why the CSV grows in ``<name>.partial`` instead of going through :mod:`pattnet.io.atomic`: the
+table is written while frames arrive, for as long as the video lasts, and a crash must leave the
+rows written so far readable in the ``.partial`` file; only a complete table takes its name.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from pattnet.detect.schema import FrameResult, columns, csv_field, frame_rows, read_detections
+from pattnet.detect.sources import frame_count, frame_rate
+
+FLUSH_EVERY = 32  # frames: a crash loses at most ~one batch of rows
+
+
+@dataclass
+class DetectSummary:
+    source: str
+    csv: Path
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    problem: str | None = None
+    interrupted: bool = False
+    overlay: Path | None = None
+    plot: Path | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def source_label(source: str | Path | int) -> str:
+    """How an input is named in the progress bar and the plot's title."""
+    return f"camera {source}" if isinstance(source, int) else Path(source).name
+
+
+def _total(source: str | Path | int, max_frames: int | None) -> int | None:
+    n = frame_count(source)
+    if max_frames is None:
+        return n
+    return max_frames if n is None else min(n, max_frames)
+
+
+def progress_bar(source: str | Path | int, max_frames: int | None, enabled: bool) -> Any:
+    """A frame counter for ``source`` (a no-op one when not ``enabled``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=_total(source, max_frames), desc=source_label(source), disable=not enabled,
+                unit="frame", leave=False, dynamic_ncols=True, mininterval=0.5)
+
+
+class CsvTable:
+    """A detection CSV that grows in ``<name>.partial`` and takes its name only when complete."""
+
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self._header = list(header)
+        self._fh: TextIO | None = None
+        self._writer: Any = None
+
+    def open(self) -> None:
+        self._fh = self.partial.open("w", newline="")
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._writer.writerow(self._header)
+
+    def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        self._writer.writerows([csv_field(v) for v in row] for row in rows)
+
+    def comment(self, text: str) -> None:
+        """A ``#`` line (skipped by :func:`read_detections`): why the table ends early."""
+        assert self._fh is not None
+        self._fh.write(f"# {text}\n")
+
+    def flush(self) -> None:
+        assert self._fh is not None
+        self._fh.flush()
+
+    def commit(self) -> None:
+        """Make the rows durable, then give the table its name."""
+        fh = self._fh
+        assert fh is not None
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        self._fh = None
+        os.replace(self.partial, self.path)
+
+    def abort(self, keep: bool) -> None:
+        """Close after a failure; the ``.partial`` file stays only when ``keep`` (rows written)."""
+        if self._fh is not None:
+            self._fh.close()
+        if not keep and self.partial.exists():
+            self.partial.unlink()
+
+
+class DetectionFiles:
+    """The files :meth:`pattnet.detect.Detector.detect_to_files` writes for one input."""
+
+    def __init__(self, source: str | Path | int, csv_path: str | Path, aus: Sequence[int],
+                 threshold: np.ndarray, *, overlay: str | Path | None = None,
+                 plot: str | Path | None = None) -> None:
+        self.source = source
+        self.aus = list(aus)
+        self.threshold = threshold
+        path = Path(csv_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.table = CsvTable(path, columns(self.aus))
+        self.overlay: Any = None
+        if overlay is not None:
+            from pattnet.detect.overlay import OverlayWriter
+
+            self.overlay = OverlayWriter(overlay, self.aus, threshold,
+                                         fps=frame_rate(source) or 30.0)
+        self.plot = plot
+        self.summary = DetectSummary(source=str(source), csv=path)
+
+    def write(self, frames: Iterator[FrameResult], *, max_frames: int | None, progress: bool,
+              on_frame: Callable[[FrameResult], None] | None) -> DetectSummary:
+        """Write every frame of ``frames``, then the pictures; the summary of it all."""
+        bar = progress_bar(self.source, max_frames, progress)
+        t0 = time.perf_counter()
+        try:
+            self.table.open()
+            self._write_frames(frames, bar, on_frame)
+            self.table.commit()
+        except BaseException:
+            # nothing useful written: do not leave an empty .partial behind
+            self.table.abort(keep=self.summary.frames > 0)
+            if self.overlay is not None:
+                self.overlay.abort()
+            raise
+        finally:
+            bar.close()
+        self.summary.seconds = time.perf_counter() - t0
+        self._finish_pictures()
+        return self.summary
+
+    def _write_frames(self, frames: Iterator[FrameResult], bar: Any,
+                      on_frame: Callable[[FrameResult], None] | None) -> None:
+        """The rows of every frame; a damaged video or Ctrl-C after some frames ends the table
+        (with a ``# stopped after frame N`` line, except for a webcam, which Ctrl-C just ends)."""
+        from pattnet.io import DecodeError
+
+        s = self.summary
+        last = -1
+        try:
+            for fr in frames:
+                self.table.write_rows(frame_rows(fr, self.threshold))
+                s.frames += 1
+                s.faces += sum(1 for f in fr.faces if f.success)
+                last = fr.index
+                if self.overlay is not None:
+                    self.overlay.write(fr)
+                if on_frame is not None:
+                    on_frame(fr)
+                bar.update(1)
+                if s.frames % FLUSH_EVERY == 0:
+                    self.table.flush()
+        except DecodeError as exc:
+            if exc.frames_read == 0 or s.frames == 0:
+                raise
+            s.problem = str(exc)
+            self.table.comment(f"stopped after frame {last}: {exc}")
+        except KeyboardInterrupt:
+            if s.frames == 0:
+                raise
+            s.interrupted = True
+            if not isinstance(self.source, int):
+                s.problem = f"interrupted after frame {last}"
+                self.table.comment(f"stopped after frame {last}: interrupted")
+
+    def _finish_pictures(self) -> None:
+        if self.overlay is not None:
+            self.summary.overlay = self.overlay.close()
+        if self.plot is not None and self.summary.frames:
+            from pattnet.detect.overlay import plot_timeline
+
+            self.summary.plot = plot_timeline(read_detections(self.table.path), self.aus,
+                                              self.threshold, self.plot,
+                                              title=source_label(self.source))
+
+
+__all__ = ["CsvTable", "DetectSummary", "DetectionFiles", "progress_bar", "source_label"]

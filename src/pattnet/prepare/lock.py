@@ -1,0 +1,51 @@
+"""Claiming the output folder: one writer per store, and only over a store or an empty folder.
+
+Why a lock: a second prepare (or merge) writing the same STORE would lose chunk records. The
+lock (flock) dies with its process, so kill -9 never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pattnet.errors import PattnetError, StoreError
+
+LOCK_NAME = ".prepare.lock"
+
+
+@contextlib.contextmanager
+def store_lock(path: Path) -> Iterator[None]:
+    """Hold the store's lock for the block; fail at once when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Windows
+        yield
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    fh = open(path / LOCK_NAME, "w")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PattnetError(f"{path}: another pattnet prepare is writing this store") from exc
+        yield
+    finally:
+        fh.close()
+
+
+def existing_store_meta(out: Path) -> dict[str, Any] | None:
+    """``store.json`` of the store at ``out``, None for a new store; refuses anything else, so
+    a typo in ``--out`` cannot write into an unrelated folder."""
+    meta_path = out / "store.json"
+    if meta_path.is_file():
+        try:
+            return json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{meta_path}: corrupt store.json ({exc.msg})") from exc
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):
+        raise PattnetError(f"{out}: exists and is not a patch store; choose a new --out")
+    return None

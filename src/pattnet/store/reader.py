@@ -1,0 +1,197 @@
+"""Reading a patch store: checked against its own description, arrays memory-mapped on demand.
+
+Why check everything on open: a store is written over hours and may be copied between machines;
+a missing column, a truncated chunk or a frame table that no longer matches ``store.json`` must
+fail here with the file named, not as wrong labels or a crash mid-training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE
+from pattnet.errors import StoreError
+from pattnet.store.layout import ARRAY_SHAPES, FORMAT, META_COLUMNS, VERSION, array_bytes, au_columns
+
+
+@dataclass
+class _Chunk:
+    name: str
+    n: int
+    start: int
+    patches: np.memmap | None = field(default=None, repr=False)
+    holistic: np.memmap | None = field(default=None, repr=False)
+
+
+class PatchStore:
+    """Read side of a patch store. Arrays are memory-mapped: memory is bounded by the batch read.
+
+    ``store.patches(idx)`` / ``store.holistic(idx)`` accept an int or an index array and return
+    uint8 arrays; ``store.labels`` is an (N, A) int8 array of 1/0/-1.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.meta: dict[str, Any] = self._read_meta()
+        self.aus: list[int] = [int(a) for a in self.meta["aus"]]
+        self.n = int(self.meta["n"])
+        self.table = self._read_table()
+        self.labels = self._read_labels()
+        self._chunks: list[_Chunk] = self._check_chunks()
+        self._starts = np.array([c.start for c in self._chunks] + [self.n], dtype=np.int64)
+
+    # -- opening --------------------------------------------------------------------------
+    def _read_meta(self) -> dict[str, Any]:
+        """``store.json``, refused unless it is a complete store of a version this code reads."""
+        meta_path = self.path / "store.json"
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: store not found")
+        if not meta_path.is_file():
+            raise StoreError(f"{self.path}: not a pattnet store (store.json missing)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{meta_path}: corrupt store.json ({exc.msg}, line {exc.lineno})") from exc
+        if meta.get("format") != FORMAT:
+            raise StoreError(f"{meta_path}: not a pattnet store (format={meta.get('format')!r})")
+        if int(meta.get("version", 0)) > VERSION:
+            raise StoreError(
+                f"{meta_path}: store version {meta.get('version')} is newer than this pattnet "
+                f"reads ({VERSION}); upgrade pattnet"
+            )
+        if not meta.get("complete", False):
+            raise StoreError(
+                f"{self.path}: store is incomplete (preparation did not finish); "
+                "run the same prepare command again to resume"
+            )
+        return meta
+
+    def _read_table(self) -> pd.DataFrame:
+        """``frames.csv``, whose columns and length must match ``store.json``."""
+        frames_path = self.path / "frames.csv"
+        if not frames_path.is_file():
+            raise StoreError(f"{frames_path}: frame table missing")
+        try:
+            table = pd.read_csv(frames_path, dtype={"subject": str, "session": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{frames_path}: unreadable frame table ({exc})") from exc
+        missing = [c for c in (*META_COLUMNS, *au_columns(self.aus)) if c not in table.columns]
+        if missing:
+            raise StoreError(
+                f"{frames_path}: columns {', '.join(missing)} missing; the frame table does not "
+                f"match store.json (AUs {self.aus})"
+            )
+        extra_aus = [c for c in table.columns if c.startswith("AU") and c not in au_columns(self.aus)]
+        if extra_aus:
+            raise StoreError(
+                f"{frames_path}: AU columns {', '.join(extra_aus)} are not in store.json's AU "
+                f"list {self.aus}; the frame table does not match the arrays"
+            )
+        if len(table) != self.n:
+            raise StoreError(
+                f"{frames_path}: {len(table)} rows but store.json says {self.n} frames"
+            )
+        return table
+
+    def _read_labels(self) -> np.ndarray:
+        labels = self.table[au_columns(self.aus)].to_numpy(dtype=np.int8)
+        bad = ~np.isin(labels, (-1, 0, 1))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise StoreError(
+                f"{self.path / 'frames.csv'}: line {r + 2}: {au_columns(self.aus)[c]} = "
+                f"{labels[r, c]}, labels must be 1, 0 or -1"
+            )
+        return labels
+
+    def _check_chunks(self) -> list[_Chunk]:
+        """The chunks in frame order, each array file present at the size its frame count needs."""
+        chunks: list[_Chunk] = []
+        start = 0
+        for ch in self.meta["chunks"]:
+            c = _Chunk(name=str(ch["name"]), n=int(ch["n"]), start=start)
+            for kind in ARRAY_SHAPES:
+                f = self.chunk_file(c.name, kind)
+                expected = array_bytes(kind, c.n)
+                if not f.is_file():
+                    raise StoreError(f"{f}: chunk file missing")
+                size = f.stat().st_size
+                if size != expected:
+                    raise StoreError(
+                        f"{f}: truncated or corrupt chunk ({size} bytes, expected {expected} for "
+                        f"{c.n} frames)"
+                    )
+            chunks.append(c)
+            start += c.n
+        if start != self.n:
+            raise StoreError(f"{self.path / 'store.json'}: chunks hold {start} frames but n = {self.n}")
+        return chunks
+
+    # -- paths ----------------------------------------------------------------------------
+    def chunk_file(self, name: str, kind: str) -> Path:
+        return self.path / "chunks" / f"{name}.{kind}.u8"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"PatchStore({str(self.path)!r}, n={self.n}, aus={self.aus})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers re-open the memory maps instead of pickling them.
+        state = self.__dict__.copy()
+        state["_chunks"] = [_Chunk(c.name, c.n, c.start) for c in self._chunks]
+        return state
+
+    # -- arrays ---------------------------------------------------------------------------
+    def _map(self, c: _Chunk, kind: str) -> np.memmap:
+        arr = getattr(c, kind)
+        if arr is None:
+            shape = PATCH_SHAPE if kind == "patches" else HOLISTIC_SHAPE
+            arr = np.memmap(self.chunk_file(c.name, kind), dtype=np.uint8, mode="r",
+                            shape=(c.n, *shape))
+            setattr(c, kind, arr)
+        return arr
+
+    def _read(self, kind: str, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
+        scalar = np.isscalar(idx)
+        ids = np.atleast_1d(np.asarray(idx, dtype=np.int64))
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n):
+            raise IndexError(f"store index out of range 0..{self.n - 1}")
+        shape = PATCH_SHAPE if kind == "patches" else HOLISTIC_SHAPE
+        out = np.empty((len(ids), *shape), dtype=np.uint8)
+        which = np.searchsorted(self._starts, ids, side="right") - 1
+        for ci in np.unique(which):
+            sel = np.nonzero(which == ci)[0]
+            c = self._chunks[int(ci)]
+            local = ids[sel] - c.start
+            order = np.argsort(local, kind="stable")  # sequential reads from the page cache
+            out[sel[order]] = self._map(c, kind)[local[order]]
+        return out[0] if scalar else out
+
+    def patches(self, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
+        """uint8 patches, (9, 100, 100, 3) for an int, (B, 9, 100, 100, 3) for an index array."""
+        return self._read("patches", idx)
+
+    def holistic(self, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
+        """uint8 registered faces at 200x200, (200, 200, 3) or (B, 200, 200, 3)."""
+        return self._read("holistic", idx)
+
+    @property
+    def subjects(self) -> np.ndarray:
+        return self.table["subject"].to_numpy(dtype=str)
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.table["success"].to_numpy().astype(bool)
+
+    @property
+    def dataset(self) -> str | None:
+        return self.meta.get("dataset")

@@ -1,0 +1,105 @@
+"""``train()``: a model trained under k-fold subject-independent cross-validation, into a run folder.
+
+The entry point the CLI and the demo call; it decides the run (its config, AUs and folds),
+records it in ``RUN/config.yaml`` and ``RUN/run.json``, and hands each fold to a
+:class:`~pattnet.train.trainer.Trainer`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pattnet.config import from_dict, save_config
+from pattnet.datasets.folds import subject_folds
+from pattnet.errors import PattnetError
+from pattnet.io.atomic import atomic_write_json
+from pattnet.runs import RunDir
+from pattnet.store import PatchStore
+from pattnet.store.reference import MODES as NORMALIZE_MODES
+from pattnet.train.config import TrainConfig
+from pattnet.train.trainer import Trainer
+
+
+def train(
+    store_path: str | Path,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    folds: Sequence[int] | str = "all",
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Train ``cfg.model`` on the store under k-fold subject-independent cross-validation.
+
+    ``resume`` continues a run directory from its last checkpoints; the config saved there wins
+    (a resumed run must be the same run). ``stop_after`` ends each fold after that epoch (used to
+    test resumption).
+    """
+    run = RunDir(out)
+    world_rank = int(os.environ.get("RANK", "0"))
+    cfg = _run_config(run, cfg, resume, world_rank)
+    store = PatchStore(store_path)
+    aus, au_cols = _run_aus(store, cfg)
+    dataset = cfg.dataset or store.dataset
+    subjects = np.unique(store.subjects)
+    fold_lists = subject_folds(subjects, dataset, cfg.folds, cfg.seed)
+    which = list(range(1, len(fold_lists) + 1)) if folds == "all" else [int(f) for f in folds]
+    if world_rank == 0:
+        _write_run(run, cfg, store_path, aus, which, dataset, fold_lists)
+    for f in which:
+        trainer = Trainer(cfg, store, run.path, f, fold_lists, au_cols, aus, progress)
+        trainer.run(stop_after=stop_after)
+    return run.path
+
+
+def _run_config(run: RunDir, cfg: TrainConfig | None, resume: bool, world_rank: int) -> TrainConfig:
+    """The run's config: the one saved in the run when resuming, else ``cfg`` (or the defaults);
+    checked before anything is written, so a corrected call can reuse the same folder."""
+    # Only rank 0 decides whether the run exists: under DDP the other ranks may look after rank 0
+    # has already written config.yaml for this very run.
+    if run.config.is_file() and (resume or world_rank == 0):
+        if not resume:
+            raise PattnetError(f"{run.path}: a run already exists here; pass --resume to continue "
+                               "it or choose another --out")
+        cfg = from_dict(TrainConfig, run.read_config())
+    elif cfg is None:
+        cfg = TrainConfig()
+    if cfg.normalize not in NORMALIZE_MODES:
+        raise PattnetError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, "
+                           f"got {cfg.normalize!r}")
+    return cfg
+
+
+def _run_aus(store: PatchStore, cfg: TrainConfig) -> tuple[list[int], np.ndarray]:
+    """The AUs trained (``cfg.aus`` or all of the store's) and their label columns in the store."""
+    aus = list(store.aus) if cfg.aus is None else [int(a) for a in cfg.aus]
+    missing = [a for a in aus if a not in store.aus]
+    if missing:
+        raise PattnetError(f"AUs {missing} are not in {store.path} (it has {store.aus})")
+    au_cols = np.array([store.aus.index(a) for a in aus], dtype=np.int64)
+    return aus, au_cols
+
+
+def _write_run(run: RunDir, cfg: TrainConfig, store_path: str | Path, aus: list[int],
+               which: list[int], dataset: str | None, fold_lists: list[list[str]]) -> None:
+    """``RUN/config.yaml`` (kept when resuming) and ``RUN/run.json``, what later stages read."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not run.config.is_file():
+        save_config(cfg, run.config)
+    info = {
+        "model": cfg.model, "aus": aus, "folds": which, "dataset": dataset,
+        "store": str(Path(store_path).resolve()), "threshold": cfg.threshold,
+        "n_folds": len(fold_lists), "fold_subjects": fold_lists,
+        "torch": torch.__version__,
+    }
+    if cfg.model == "single-patch":
+        info["patch"] = cfg.patch
+    atomic_write_json(run.info, info)
+
+
+__all__ = ["train"]

@@ -1,0 +1,131 @@
+"""Which store rows a fold trains, validates and tests on, and how they reach the model.
+
+The batch order depends only on the seed and the epoch, never on the process or on earlier
+epochs, so that a resumed run and every DDP rank see exactly the batches an uninterrupted
+single-process run would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pattnet.datasets.folds import Split
+from pattnet.errors import PattnetError
+from pattnet.store import PatchStore
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Batches of store indices, shuffled by (seed, epoch) and sharded by DDP rank.
+
+    The order depends only on the seed and the epoch number, so a resumed run sees exactly the
+    batches an uninterrupted one would.
+    """
+
+    def __init__(self, indices: np.ndarray, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1, shuffle: bool = True, max_batches: int | None = None):
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.seed, self.rank, self.world = seed, rank, world
+        self.shuffle = shuffle
+        self.max_batches = max_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        idx = self.indices
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            idx = idx[torch.randperm(len(idx), generator=g).numpy()]
+        out = [idx[i:i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        if self.max_batches is not None:
+            out = out[: self.max_batches]
+        if self.world > 1:
+            # Every rank takes its share of every global batch (equal number of steps).
+            out = [b[self.rank::self.world] for b in out if len(b) >= self.world]
+        return out
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+class StoreBatches(torch.utils.data.Dataset):
+    """Maps a batch of indices to one uint8 batch (one memmap read per batch, not per frame).
+
+    With ``references`` (subject -> mean face) each batch also carries ``ref``, the reference of
+    every row's subject (person-specific normalisation, :mod:`pattnet.store.reference`).
+    """
+
+    def __init__(self, store: PatchStore, kind: str, au_cols: np.ndarray,
+                 references: dict[str, np.ndarray] | None = None):
+        self.store, self.kind, self.au_cols = store, kind, au_cols
+        self.refs: np.ndarray | None = None
+        self.codes: np.ndarray | None = None
+        if references:
+            names = sorted(references)
+            self.refs = np.stack([references[n] for n in names])
+            lookup = {n: i for i, n in enumerate(names)}
+            self.codes = np.array([lookup.get(s, -1) for s in store.subjects], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        idx = np.asarray(idx, dtype=np.int64)
+        x = self.store.patches(idx) if self.kind == "patches" else self.store.holistic(idx)
+        out = {
+            "x": torch.from_numpy(x),
+            "y": torch.from_numpy(self.store.labels[idx][:, self.au_cols].astype(np.int8)),
+            "index": torch.from_numpy(idx),
+        }
+        if self.refs is not None and self.codes is not None:
+            codes = self.codes[idx]
+            if (codes < 0).any():
+                raise PattnetError(f"{self.store.path}: no reference face for subject "
+                                   f"{self.store.subjects[idx[codes < 0][0]]!r}")
+            out["ref"] = torch.from_numpy(self.refs[codes])
+        return out
+
+
+def batch_loader(ds: StoreBatches, sampler: EpochBatches, workers: int
+                 ) -> torch.utils.data.DataLoader:
+    """A loader that yields the sampler's batches whole (``batch_size=None``): the dataset
+    already reads a batch at once."""
+    return torch.utils.data.DataLoader(
+        ds, sampler=sampler, batch_size=None, num_workers=workers,
+        persistent_workers=False, prefetch_factor=2 if workers > 0 else None,
+    )
+
+
+@dataclass
+class FoldData:
+    """A fold's subject split and the usable store rows of each part."""
+
+    split: Split
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def fold_indices(store: PatchStore, split: Split, au_cols: np.ndarray,
+                 include_failed: bool) -> FoldData:
+    """Store rows of each part of ``split``, without frames that cannot teach or be scored."""
+    subj = store.subjects
+    usable = np.ones(len(store), dtype=bool) if include_failed else store.success.copy()
+    usable &= (store.labels[:, au_cols] >= 0).any(1)  # frames with no coded AU teach nothing
+
+    def sel(subjects: Sequence[str]) -> np.ndarray:
+        return np.nonzero(np.isin(subj, list(subjects)) & usable)[0]
+
+    return FoldData(split, sel(split.train), sel(split.val), sel(split.test))
+
+
+__all__ = ["EpochBatches", "FoldData", "StoreBatches", "batch_loader", "fold_indices"]

@@ -31,7 +31,7 @@ LONG_FUNCTIONS_TO_SPLIT = {"pattnet.cli.detect.run", "pattnet.config._coerce",
 # atomic_path; nothing may join this list.
 HAND_WRITTEN_REPLACES = {"pattnet.checkpoint.format", "pattnet.cli.register",
                          "pattnet.datasets.labels", "pattnet.detect.overlay",
-                         "pattnet.detect.writers", "pattnet.report.figures", "pattnet.store.merge",
+                         "pattnet.detect.writers", "pattnet.store.merge",
                          "pattnet.store.reference", "pattnet.store.writer", "pattnet.train.trainer"}
 
 

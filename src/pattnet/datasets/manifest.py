@@ -117,74 +117,9 @@ class ManifestAdapter(DatasetAdapter):
             )
         return self._aus_option
 
-    # -- the rows -------------------------------------------------------------------------------
-    def _rows(self) -> tuple[dict[_Key, list[_ManifestRow]], list[str]]:
-        """(subject, session) -> [(line, frame, source, source_frame, labels)], bad rows."""
-        sessions: dict[_Key, list[_ManifestRow]] = {}
-        counters: dict[_Key, int] = {}
-        bad: list[str] = []
-        with self.csv_path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            next(reader)
-            try:
-                for row in reader:
-                    line = reader.line_num
-                    if not any(c.strip() for c in row):
-                        continue
-                    try:
-                        key, entry = self._parse_row(row, line, counters)
-                    except _BadRow as exc:
-                        bad.append(str(exc))
-                        continue
-                    counters[key] = counters.get(key, 0) + 1
-                    sessions.setdefault(key, []).append(entry)
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise PattnetError(
-                    f"{self.csv_path}: unreadable CSV at line {reader.line_num} ({exc})"
-                ) from exc
-        return sessions, bad
-
-    def _cell(self, row: list[str], name: str) -> str:
-        i = self.columns.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
-
-    def _parse_row(self, row: list[str], line: int, counters: dict[_Key, int]) -> tuple[_Key, _ManifestRow]:
-        subject = self._cell(row, "subject")
-        session = self._cell(row, "session") or self.DEFAULT_SESSION
-        if not subject:
-            raise _BadRow(f"line {line}: empty subject")
-        key = (subject, session)
-        frame, source, source_frame = self._source(row, line, counters.get(key, 0))
-        return key, (line, frame, source, source_frame, self._labels(row, line))
-
-    def _source(self, row: list[str], line: int, position: int) -> tuple[int, Path, int | None]:
-        """frame number, file, index into the file (None for an image)."""
-        img, vid, fr = self._cell(row, "path"), self._cell(row, "video"), self._cell(row, "frame")
-        frame = parse_int(fr) if fr else None
-        if fr and (frame is None or frame < 0):
-            raise _BadRow(f"line {line}: frame {fr!r} is not a frame number")
-        if img:
-            return (position if frame is None else frame), self.base / img, None
-        if vid:
-            if frame is None:
-                raise _BadRow(f"line {line}: a video row needs a frame index")
-            return frame, self.base / vid, frame
-        raise _BadRow(f"line {line}: neither path nor video given")
-
-    def _labels(self, row: list[str], line: int) -> tuple[int, ...]:
-        labels = []
-        for a, i in zip(self.aus, self._au_cols, strict=True):
-            raw = row[i].strip() if i < len(row) else ""
-            v = parse_int(raw) if raw else -1
-            if v not in (1, 0, -1, 9):
-                raise _BadRow(f"line {line}: {au_name(a)} = {raw!r} is not 1, 0, -1 "
-                              "(or 9 / empty for not coded)")
-            labels.append(-1 if v == 9 else v)
-        return tuple(labels)
-
     # -- sessions -------------------------------------------------------------------------------
     def _label_sessions(self) -> Iterator[SessionLabels]:
-        sessions, bad = self._rows()
+        sessions, bad = _RowReader(self).read()
         if bad:
             self._note([Problem("bad_cell",
                                 f"{self.csv_path}: {len(bad)} row(s) skipped: {examples(bad)}",
@@ -281,3 +216,85 @@ class ManifestAdapter(DatasetAdapter):
                 lengths[video] = -1
         n = lengths[video]
         return not (n < 0 or (n and index >= n))
+
+
+class _RowReader:
+    """The manifest's rows grouped by session, each row checked; bad rows are collected with
+    their line numbers, never dropped silently.
+
+    Why apart from the adapter: the adapter knows what the columns mean, this knows how one row
+    is read, and an image row without a frame number takes its position among the rows read so
+    far in its session.
+    """
+
+    def __init__(self, adapter: ManifestAdapter):
+        self.csv_path = adapter.csv_path
+        self.base = adapter.base
+        self.columns = adapter.columns
+        self.aus = adapter.aus
+        self.au_cols = adapter._au_cols
+        self.default_session = adapter.DEFAULT_SESSION
+        self.counters: dict[_Key, int] = {}
+
+    def read(self) -> tuple[dict[_Key, list[_ManifestRow]], list[str]]:
+        """(subject, session) -> [(line, frame, source, source_frame, labels)], bad rows."""
+        sessions: dict[_Key, list[_ManifestRow]] = {}
+        bad: list[str] = []
+        with self.csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            next(reader)
+            try:
+                for row in reader:
+                    line = reader.line_num
+                    if not any(c.strip() for c in row):
+                        continue
+                    try:
+                        key, entry = self._parse_row(row, line)
+                    except _BadRow as exc:
+                        bad.append(str(exc))
+                        continue
+                    self.counters[key] = self.counters.get(key, 0) + 1
+                    sessions.setdefault(key, []).append(entry)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise PattnetError(
+                    f"{self.csv_path}: unreadable CSV at line {reader.line_num} ({exc})"
+                ) from exc
+        return sessions, bad
+
+    def _cell(self, row: list[str], name: str) -> str:
+        i = self.columns.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    def _parse_row(self, row: list[str], line: int) -> tuple[_Key, _ManifestRow]:
+        subject = self._cell(row, "subject")
+        session = self._cell(row, "session") or self.default_session
+        if not subject:
+            raise _BadRow(f"line {line}: empty subject")
+        key = (subject, session)
+        frame, source, source_frame = self._source(row, line, self.counters.get(key, 0))
+        return key, (line, frame, source, source_frame, self._labels(row, line))
+
+    def _source(self, row: list[str], line: int, position: int) -> tuple[int, Path, int | None]:
+        """frame number, file, index into the file (None for an image)."""
+        img, vid, fr = self._cell(row, "path"), self._cell(row, "video"), self._cell(row, "frame")
+        frame = parse_int(fr) if fr else None
+        if fr and (frame is None or frame < 0):
+            raise _BadRow(f"line {line}: frame {fr!r} is not a frame number")
+        if img:
+            return (position if frame is None else frame), self.base / img, None
+        if vid:
+            if frame is None:
+                raise _BadRow(f"line {line}: a video row needs a frame index")
+            return frame, self.base / vid, frame
+        raise _BadRow(f"line {line}: neither path nor video given")
+
+    def _labels(self, row: list[str], line: int) -> tuple[int, ...]:
+        labels = []
+        for a, i in zip(self.aus, self.au_cols, strict=True):
+            raw = row[i].strip() if i < len(row) else ""
+            v = parse_int(raw) if raw else -1
+            if v not in (1, 0, -1, 9):
+                raise _BadRow(f"line {line}: {au_name(a)} = {raw!r} is not 1, 0, -1 "
+                              "(or 9 / empty for not coded)")
+            labels.append(-1 if v == 9 else v)
+        return tuple(labels)

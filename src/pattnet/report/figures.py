@@ -13,7 +13,6 @@ matplotlib is imported inside the functions with the Agg back-end: no display is
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import tmp_path_for
+from pattnet.io.atomic import atomic_path
 
 #: Formats every report figure is written in.
 FORMATS = ("png", "pdf")
@@ -44,19 +43,14 @@ def figure_paths(out_dir: str | Path, stem: str, formats: Sequence[str] = FORMAT
 
 
 def save_figure(fig: Any, paths: Sequence[str | Path]) -> list[Path]:
-    """Save ``fig`` to each path atomically (tmp + rename) and close it, even on error."""
+    """Save ``fig`` to each path atomically and close it, even on error."""
     plt = _plt()
     saved = []
     try:
         for p in paths:
             path = Path(p)
-            tmp = tmp_path_for(path)
-            try:
+            with atomic_path(path) as tmp:
                 fig.savefig(tmp, dpi=_DPI, format=path.suffix.lstrip(".") or "png")
-                os.replace(tmp, path)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
             saved.append(path)
     finally:
         plt.close(fig)

@@ -16,6 +16,7 @@ legitimate: detection computes them the same way from the video it is given.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import tmp_path_for
-from pattnet.store import PatchStore
+from pattnet.store.reader import PatchStore
 
 #: Reference modes of TrainConfig.normalize.
 MODES = ("global", "subject")
@@ -105,11 +106,8 @@ class RunningReference:
         return (self._sum[face_id] + w * self.prior) / (n + w)
 
 
-
 def save_references(path: str | Path, refs: dict[str, np.ndarray]) -> None:
     """Write subject -> mean face (a run's ``references.npz``) atomically."""
-    import os
-
     p = Path(path)
     tmp = tmp_path_for(p)
     with open(tmp, "wb") as fh:
@@ -128,4 +126,11 @@ def load_references(path: str | Path) -> dict[str, np.ndarray]:
                            f"({type(exc).__name__})") from exc
 
 
-__all__ = ["MODES", "RunningReference", "population_reference", "subject_references"]
+__all__ = [
+    "MODES",
+    "RunningReference",
+    "load_references",
+    "population_reference",
+    "save_references",
+    "subject_references",
+]

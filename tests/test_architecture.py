@@ -30,9 +30,9 @@ LONG_FUNCTIONS_TO_SPLIT = {"pattnet.cli.detect.run", "pattnet.config._coerce",
 # Still replacing files by hand (tmp_path_for + os.replace) instead of pattnet.io.atomic's
 # atomic_path; nothing may join this list.
 HAND_WRITTEN_REPLACES = {"pattnet.checkpoint.format", "pattnet.cli.register",
-                         "pattnet.datasets.labels", "pattnet.detect.overlay",
-                         "pattnet.detect.writers", "pattnet.store.merge",
-                         "pattnet.store.reference", "pattnet.store.writer", "pattnet.train.trainer"}
+                         "pattnet.detect.overlay",
+                         "pattnet.detect.writers",
+                         "pattnet.train.trainer"}
 
 
 def _modules() -> dict[str, Path]:

@@ -13,7 +13,6 @@ All computations take a labels DataFrame (columns subject, session, frame, AU01,
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pattnet.datasets.folds import make_split, subject_folds
 # from here.
 from pattnet.datasets.sources import Labels, au_columns, is_store, load_labels, read_store_labels
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import atomic_write_json, atomic_write_text, tmp_path_for
+from pattnet.io.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 
 def _aus(df: pd.DataFrame, aus: Sequence[str] | None) -> list[str]:
@@ -200,10 +199,8 @@ def plot_jaccard(matrix: pd.DataFrame, paths: Sequence[str | Path], title: str =
     fig.tight_layout()
     try:
         for path in paths:
-            path = Path(path)
-            tmp = tmp_path_for(path)
-            fig.savefig(tmp, dpi=150)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:  # keeps the suffix, which tells savefig the format
+                fig.savefig(tmp, dpi=150)
     finally:
         plt.close(fig)
 

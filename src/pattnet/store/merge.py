@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pattnet.errors import StoreError
-from pattnet.io.atomic import tmp_path_for
+from pattnet.io.atomic import atomic_path
 from pattnet.store.layout import CHUNK_KINDS, chunk_path
 from pattnet.store.reader import PatchStore
 from pattnet.store.writer import StoreWriter
@@ -25,20 +25,18 @@ _COPY_BUFFER = 16 << 20
 def link_or_copy(src: Path, dst: Path) -> str:
     """Put ``src``'s bytes at ``dst`` atomically: a hard link when the file system allows (no
     bytes copied: shards on one disk merge instantly), else a streamed copy. Returns which."""
-    tmp = tmp_path_for(dst)
-    if tmp.exists():
-        tmp.unlink()
-    try:
-        os.link(src, tmp)
-        how = "link"
-    except OSError:
-        with open(src, "rb") as fi, open(tmp, "wb") as fo:
-            shutil.copyfileobj(fi, fo, _COPY_BUFFER)
-            fo.flush()
-            os.fsync(fo.fileno())
-        how = "copy"
-    os.replace(tmp, dst)
-    return how
+    with atomic_path(dst) as tmp:
+        if tmp.exists():  # left by a killed run; os.link will not overwrite it
+            tmp.unlink()
+        try:
+            os.link(src, tmp)
+            return "link"
+        except OSError:
+            with open(src, "rb") as fi, open(tmp, "wb") as fo:
+                shutil.copyfileobj(fi, fo, _COPY_BUFFER)
+                fo.flush()
+                os.fsync(fo.fileno())
+            return "copy"
 
 
 def _check_sources(stores: Sequence[PatchStore]) -> None:

@@ -16,14 +16,13 @@ legitimate: detection computes them the same way from the video it is given.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import tmp_path_for
+from pattnet.io.atomic import atomic_path
 from pattnet.store.reader import PatchStore
 
 #: Reference modes of TrainConfig.normalize.
@@ -108,11 +107,8 @@ class RunningReference:
 
 def save_references(path: str | Path, refs: dict[str, np.ndarray]) -> None:
     """Write subject -> mean face (a run's ``references.npz``) atomically."""
-    p = Path(path)
-    tmp = tmp_path_for(p)
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **{f"s_{k}": v for k, v in refs.items()})
-    os.replace(tmp, p)
 
 
 def load_references(path: str | Path) -> dict[str, np.ndarray]:

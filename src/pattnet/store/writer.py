@@ -8,6 +8,7 @@ store is finalised.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import pandas as pd
 
 from pattnet.constants import HOLISTIC_SHAPE, HOLISTIC_SIZE, N_PATCHES, PATCH_SHAPE, PATCH_SIZE, au_name
 from pattnet.errors import StoreError
-from pattnet.io.atomic import atomic_write_json, tmp_path_for
+from pattnet.io.atomic import atomic_path, atomic_write_json
 from pattnet.store.layout import (
     ARRAY_SHAPES,
     CHUNK_KINDS,
@@ -161,9 +162,8 @@ class StoreWriter:
     def _write_frames(self) -> None:
         """``frames.csv`` streamed chunk table by chunk table (never the whole table in memory),
         under a temporary name until it is whole."""
-        frames_tmp = tmp_path_for(self.path / "frames.csv")
         cols = [*META_COLUMNS, *au_columns(self.aus)]
-        with open(frames_tmp, "w", newline="") as out:
+        with atomic_path(self.path / "frames.csv") as tmp, open(tmp, "w", newline="") as out:
             _write_header(out, cols)
             for ch in self.meta["chunks"]:
                 part = pd.read_csv(chunk_path(self.path, ch["name"], "csv"),
@@ -172,7 +172,10 @@ class StoreWriter:
                     raise StoreError(f"{self.path}: chunk {ch['name']} table has {len(part)} rows, "
                                      f"expected {ch['n']}")
                 part[cols].to_csv(out, index=False, header=False)
-        os.replace(frames_tmp, self.path / "frames.csv")
+
+
+class _Aborted(Exception):
+    """Raised into a chunk's pending files so that none of them is renamed."""
 
 
 class ChunkWriter:
@@ -192,8 +195,12 @@ class ChunkWriter:
         self.cols = [*META_COLUMNS, *au_columns(aus)]
         self.n = 0
         (self.store / "chunks").mkdir(parents=True, exist_ok=True)
-        self._final = {k: chunk_path(self.store, name, k) for k in CHUNK_KINDS}
-        self._tmp = {k: tmp_path_for(f) for k, f in self._final.items()}
+        # Each file goes through io.atomic's atomic_path; the stack unwinds last-in first-out, so
+        # entering the kinds in reverse renames the table last: its presence marks the arrays as
+        # complete.
+        self._files = contextlib.ExitStack()
+        self._tmp = {k: self._files.enter_context(atomic_path(chunk_path(self.store, name, k)))
+                     for k in reversed(CHUNK_KINDS)}
         # held open across append() calls on purpose: closed by commit() / abort()
         self._fh = {k: open(self._tmp[k], "wb") for k in ARRAY_SHAPES}  # noqa: SIM115
         self._csv = open(self._tmp["csv"], "w", newline="")  # noqa: SIM115
@@ -229,8 +236,7 @@ class ChunkWriter:
             os.fsync(fh.fileno())
             fh.close()
         self._closed = True
-        for k in CHUNK_KINDS:  # the table last: its presence marks the arrays as complete
-            os.replace(self._tmp[k], self._final[k])
+        self._files.close()  # each temporary renamed to its final name, the table last
         return self.n
 
     def abort(self) -> None:
@@ -239,9 +245,8 @@ class ChunkWriter:
             for fh in (*self._fh.values(), self._csv):
                 fh.close()
             self._closed = True
-        for f in self._tmp.values():
-            if f.exists():
-                f.unlink()
+        with contextlib.suppress(_Aborted), self._files:
+            raise _Aborted  # unwinds each atomic_path unrenamed, which deletes its temporary
 
     def __enter__(self) -> ChunkWriter:
         return self

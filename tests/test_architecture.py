@@ -209,12 +209,8 @@ def test_files_are_replaced_only_by_the_atomic_helpers():
              if name != "pattnet.io.atomic" and name not in HAND_WRITTEN_REPLACES
              for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-             and node.func.attr in ("replace", "rename") and _is_os(node.func.value)]
+             and node.func.attr in ("replace", "rename") and _is_name(node.func.value, "os")]
     assert found == []
-
-
-def _is_os(node: ast.AST) -> bool:
-    return isinstance(node, ast.Name) and node.id == "os"
 
 
 def test_videos_are_probed_and_decoded_only_in_io():

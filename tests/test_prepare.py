@@ -22,7 +22,7 @@ import pytest
 from conftest import SHARED_FACES
 from pattnet.cli import main
 from pattnet.constants import BP4D_AUS, DISFA_AUS, au_name
-from pattnet.datasets.adapters import get_adapter
+from pattnet.datasets import get_adapter
 from pattnet.errors import PattnetError
 from pattnet.prepare import REPORT_CSV, merge, prepare
 from pattnet.store import PatchStore
@@ -234,7 +234,7 @@ def test_disfa_layout_decodes_video(tmp_path, frames):
     assert (rep["kind"] == "missing_image").any()  # frame 30
 
     # decoding: one sequential pass per increasing run; frames past the end are errors
-    from pattnet.datasets.adapters import FrameRecord
+    from pattnet.datasets import FrameRecord
     from pattnet.io import iter_frames
     from pattnet.prepare.sources import iter_sources as _iter_sources
 

@@ -179,7 +179,7 @@ def synth_dir(tmp_path_factory):
 
 
 def test_manifest_round_trips_through_adapter(synth_dir):
-    from pattnet.datasets.adapters import ManifestAdapter
+    from pattnet.datasets import ManifestAdapter
 
     man = pd.read_csv(synth_dir / "manifest.csv")
     assert len(man) == 12 and sorted(man["subject"].unique()) == ["astronaut", "grace_hopper",

@@ -36,3 +36,10 @@ HOLISTIC_SHAPE: tuple[int, int, int] = (HOLISTIC_SIZE, HOLISTIC_SIZE, 3)
 def au_name(au: int) -> str:
     """Column name of an AU everywhere in pattnet (``AU01``), as in OpenFace's output."""
     return f"AU{int(au):02d}"
+
+#: The paper's protocol: subject-independent k-fold cross-validation, with a seeded share of each
+#: fold's training subjects held out to select the epoch. ``pattnet stats`` and training read
+#: these defaults here so the weights a user checks are the ones training computes.
+N_FOLDS = 3
+VAL_FRACTION = 0.15
+SPLIT_SEED = 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pattnet.constants import N_FOLDS, SPLIT_SEED, VAL_FRACTION
+
 HELP = "AU base rates, positive-class weights per fold and the AU co-occurrence (Jaccard) figure"
 
 
@@ -23,16 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: STORE/stats for a store, ./stats otherwise)")
     parser.add_argument("--threshold", type=int, default=None,
                         help="DISFA: intensity at which an AU counts as present (default 2)")
-    parser.add_argument("--folds", type=int, default=3, help="k for k-fold by subject (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fold and val split")
-    parser.add_argument("--val-fraction", type=float, default=0.15,
-                        help="share of training subjects held out for validation (default 0.15)")
+    parser.add_argument("--folds", type=int, default=N_FOLDS,
+                        help=f"k for k-fold by subject (default {N_FOLDS}, as training)")
+    parser.add_argument("--seed", type=int, default=SPLIT_SEED,
+                        help="seed of the fold and val split (default: training's)")
+    parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
+                        help="share of training subjects held out for validation "
+                             f"(default {VAL_FRACTION}, as training)")
     parser.add_argument("--all-frames", action="store_true",
                         help="store: also count frames whose registration failed")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pattnet.datasets.labels import compute_stats, format_stats, is_store, load_labels, write_stats
+    from pattnet.datasets import compute_stats, format_stats, is_store, load_labels, write_stats
 
     path = Path(args.path).expanduser()
     labels = load_labels(path, args.dataset, registered_only=not args.all_frames,

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 #: The logger every adapter reports problems on. One name for all adapter modules, so that a
 #: caller that reports the problems itself (prepare) can silence them in one place.
-LOGGER_NAME = "pattnet.datasets.adapters"
+LOGGER_NAME = "pattnet.datasets"
 log = logging.getLogger(LOGGER_NAME)
 
 #: Examples quoted in one problem message; the count is always given in full.

@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pattnet.constants import N_FOLDS, SPLIT_SEED, VAL_FRACTION
 from pattnet.errors import PattnetError
 
 BP4D_PARTS: tuple[tuple[str, ...], ...] = (
@@ -41,7 +42,7 @@ class Split:
 
 
 def subject_folds(
-    subjects: Iterable[str], dataset: str | None = None, k: int = 3, seed: int = 0
+    subjects: Iterable[str], dataset: str | None = None, k: int = N_FOLDS, seed: int = SPLIT_SEED
 ) -> list[list[str]]:
     """Test subjects of each of the ``k`` folds.
 
@@ -72,7 +73,8 @@ def subject_folds(
 
 
 def make_split(
-    folds: Sequence[Sequence[str]], fold: int, val_fraction: float = 0.15, seed: int = 0
+    folds: Sequence[Sequence[str]], fold: int, val_fraction: float = VAL_FRACTION,
+    seed: int = SPLIT_SEED,
 ) -> Split:
     """Train/val/test subjects for 1-based ``fold``; val is a seeded subset of training subjects."""
     if not 1 <= fold <= len(folds):

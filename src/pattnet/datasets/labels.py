@@ -22,11 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pattnet.constants import N_FOLDS, SPLIT_SEED, VAL_FRACTION
 from pattnet.datasets.folds import make_split, subject_folds
-
-# Reading labels lives in sources; re-exported because ``pattnet stats`` and the report import it
-# from here.
-from pattnet.datasets.sources import Labels, au_columns, is_store, load_labels, read_store_labels
+from pattnet.datasets.sources import au_columns
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_path, atomic_write_json, atomic_write_text
 
@@ -127,9 +125,9 @@ def pos_weights(
 def fold_pos_weights(
     df: pd.DataFrame,
     dataset: str | None = None,
-    k: int = 3,
-    seed: int = 0,
-    val_fraction: float = 0.15,
+    k: int = N_FOLDS,
+    seed: int = SPLIT_SEED,
+    val_fraction: float = VAL_FRACTION,
     aus: Sequence[str] | None = None,
 ) -> tuple[list[PosWeights], list[Any]]:
     """The weights of each fold's training subjects (test part and validation subjects
@@ -221,9 +219,9 @@ class Stats:
 def compute_stats(
     df: pd.DataFrame,
     dataset: str | None = None,
-    k: int = 3,
-    seed: int = 0,
-    val_fraction: float = 0.15,
+    k: int = N_FOLDS,
+    seed: int = SPLIT_SEED,
+    val_fraction: float = VAL_FRACTION,
 ) -> Stats:
     """Everything ``pattnet stats`` reports. Folds that cannot be formed (too few subjects,
     subjects outside the published split) do not stop the rest; the reason is kept."""
@@ -309,20 +307,15 @@ def write_stats(stats: Stats, out: str | Path, extra: dict[str, Any] | None = No
 
 __all__ = [
     "NO_POSITIVE_WEIGHT",
-    "Labels",
     "PosWeights",
     "Stats",
-    "au_columns",
     "base_rates",
     "compute_stats",
     "fold_pos_weights",
     "format_stats",
-    "is_store",
     "jaccard",
-    "load_labels",
     "plot_jaccard",
     "pos_weights",
-    "read_store_labels",
     "weights_table",
     "write_stats",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pattnet.datasets import LOGGER_NAME
 from pattnet.errors import PattnetError
 from pattnet.prepare.jobs import SessionJob, chunk_name, jsonable, problem_dict, sessions_digest
 
@@ -58,7 +59,7 @@ class DatasetPlan:
 def quiet_adapters() -> Iterator[None]:
     """The adapters log each problem as a warning; prepare reads them twice and reports them
     itself (summary on screen, everything in the report), so their log lines are held back."""
-    lg = logging.getLogger("pattnet.datasets.adapters")
+    lg = logging.getLogger(LOGGER_NAME)
     old = lg.level
     lg.setLevel(logging.ERROR)
     try:

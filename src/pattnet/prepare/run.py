@@ -65,7 +65,7 @@ def prepare(
     prepares every n-th session only (merge the n shard stores with :func:`merge`); ``track``
     follows the face through each session (video mode) rather than detecting it in every frame.
     """
-    from pattnet.datasets.adapters import detect_dataset, get_adapter
+    from pattnet.datasets import detect_dataset, get_adapter
 
     t_start = time.monotonic()
     root = Path(root).expanduser().resolve()

@@ -122,7 +122,7 @@ class _Writer:
             self.notes.append("Figure 3 skipped: no run's patch store exists (its labels are "
                               "needed).")
             return ""
-        from pattnet.datasets.labels import jaccard, read_store_labels
+        from pattnet.datasets import jaccard, read_store_labels
 
         try:
             labels = read_store_labels(stores[0])

@@ -189,7 +189,7 @@ def plot_patches(
 def plot_cooccurrence(matrix: pd.DataFrame, paths: Sequence[str | Path], title: str = "") -> list[Path]:
     """The Jaccard co-occurrence matrix (paper Fig. 3); draws with
     :func:`pattnet.datasets.labels.plot_jaccard` so that ``stats`` and ``report`` show the same picture."""
-    from pattnet.datasets.labels import plot_jaccard
+    from pattnet.datasets import plot_jaccard
 
     plot_jaccard(matrix, paths, title=title)
     return [Path(p) for p in paths]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pattnet.constants import N_FOLDS, SPLIT_SEED, VAL_FRACTION
 from pattnet.datasets.labels import NO_POSITIVE_WEIGHT
 
 
@@ -37,10 +38,10 @@ class TrainConfig:
     # (pattnet.store.reference), labels unused; detect then calibrates on the video it is given
     normalize: Literal["global", "subject"] = "global"
     reference_frames: int = 500  # frames per subject averaged for its reference
-    seed: int = 0
-    folds: int = 3
+    seed: int = SPLIT_SEED
+    folds: int = N_FOLDS
     dataset: str | None = None  # bp4d | disfa use the published folds; None = store.json's
-    val_fraction: float = 0.15  # share of training subjects held out to pick the epoch
+    val_fraction: float = VAL_FRACTION  # share of training subjects held out to pick the epoch
     select_metric: Literal["f1", "auc", "loss"] = "f1"
     threshold: float = 0.5
     include_failed: bool = False  # frames whose registration failed are excluded by default

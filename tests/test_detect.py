@@ -119,7 +119,8 @@ def test_crash_mid_video_keeps_the_rows_so_far(model_path, faces_dir, tmp_path):
         det.detect_to_files(faces_dir / "single_face.mp4", tmp_path / "v.csv", on_frame=on_frame,
                             progress=False)
     assert not (tmp_path / "v.csv").exists()
-    partial = read_detections(tmp_path / "v.csv.partial")
+    (kept,) = tmp_path.glob("v.csv.*.partial")  # named apart per process
+    partial = read_detections(kept)
     assert len(partial) >= 32 and partial["frame"].tolist() == list(range(len(partial)))
 
 

@@ -124,3 +124,71 @@ def test_read_ahead_keeps_order_errors_and_stops_on_close():
     gen.close()
     assert closed.is_set()
     assert not any(t.name == "pattnet-read-ahead" for t in threading.enumerate())
+
+
+# --------------------------------------------------------------------------------------------
+# atomic outputs
+
+
+def test_temporary_names_are_unique_per_writer(tmp_path):
+    from pattnet.io.atomic import GrowingFile, atomic_path
+
+    target = tmp_path / "out.csv"
+    with atomic_path(target) as a, atomic_path(target) as b:
+        assert a != b and a.parent == b.parent == tmp_path and a.suffix == ".csv"
+        a.write_text("first")
+        b.write_text("second")
+    assert target.read_text() == "first"  # a finishes last (inner block b first); none left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    g1, g2 = GrowingFile(target), GrowingFile(target)
+    assert g1.partial != g2.partial and g1.partial.name.endswith(".partial")
+
+
+def test_a_failed_block_leaves_the_old_file(tmp_path):
+    from pattnet.io.atomic import atomic_path
+
+    target = tmp_path / "x.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_no_clobber_publish_refuses_and_keeps_the_first_result(tmp_path):
+    from pattnet.io.atomic import GrowingFile, OutputExistsError, atomic_write_text
+
+    target = tmp_path / "clip.csv"
+    first = GrowingFile(target, overwrite=False)
+    second = GrowingFile(target, overwrite=False)
+    first.open().write("a,b\n1,2\n")
+    second.open().write("a,b\n3,4\n")
+    first.commit()
+    with pytest.raises(OutputExistsError, match="clip.csv: already exists"):
+        second.commit()
+    assert target.read_text() == "a,b\n1,2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.csv"]
+    with pytest.raises(OutputExistsError):
+        atomic_write_text(target, "z", overwrite=False)
+    assert target.read_text() == "a,b\n1,2\n"
+
+
+def test_growing_file_keeps_its_rows_on_request(tmp_path):
+    from pattnet.io.atomic import GrowingFile
+
+    g = GrowingFile(tmp_path / "v.csv")
+    g.open().write("frame\n0\n")
+    kept = g.abort(keep=True)
+    assert kept is not None and kept.read_text() == "frame\n0\n" and not (tmp_path / "v.csv").exists()
+    g2 = GrowingFile(tmp_path / "w.csv")
+    g2.open()
+    assert g2.abort(keep=False) is None and list(tmp_path.glob("w.csv*")) == []
+
+
+def test_output_stems_are_unique_within_a_call():
+    from pathlib import Path
+
+    from pattnet.io import output_stems
+
+    assert output_stems([Path("a/clip.mp4"), Path("b/clip.mov"), Path("c/x.jpg"),
+                         Path("d/clip.avi")]) == ["clip", "clip-2", "x", "clip-3"]

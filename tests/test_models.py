@@ -91,7 +91,7 @@ def test_authors_init():
 def test_unknown_model_name():
     with pytest.raises(PattnetError, match="unknown model 'resnet'"):
         create_model("resnet")
-    with pytest.raises(PattnetError, match="unknown model option"):
+    with pytest.raises(PattnetError, match="unknown config key dropout for ModelConfig"):
         create_model("pattnet", dropout=0.5)
 
 

@@ -154,6 +154,10 @@ def write_store(path: Path, df: pd.DataFrame, dataset: str | None = "bp4d") -> P
     if dataset:
         meta["dataset"] = dataset
     (path / "store.json").write_text(json.dumps(meta))
+    df = df.copy()
+    for i, col in enumerate(("success", "confidence", "pitch", "yaw", "roll", "visible_fraction")):
+        if col not in df.columns:  # a real store's frame table has every registration column
+            df.insert(3 + i, col, 1.0 if col != "success" else 1)
     df.to_csv(path / "frames.csv", index=False)
     return path
 

@@ -66,3 +66,22 @@ def test_au_columns_must_match(tmp_path):
     frames.write_text(text)
     with pytest.raises(StoreError, match="does not match"):
         PatchStore(tmp_path / "s")
+
+
+def test_frame_labels_of_a_store_still_being_prepared(tmp_path):
+    """Statistics work while prepare runs: the chunks recorded so far count, with a note; a
+    frame whose registration failed is left out unless asked for."""
+    from pattnet.store import read_frame_labels
+
+    w = StoreWriter(tmp_path / "s", [12], {"dataset": "bp4d"})
+    lab = np.array([[1], [0], [1]], np.int8)
+    t = frame_table(["S1"] * 3, ["T"] * 3, range(3), lab, [12], success=[1, 1, 0])
+    w.add_chunk("c0", t, np.zeros((3, 9, 100, 100, 3), np.uint8), np.zeros((3, 200, 200, 3), np.uint8))
+    fl = read_frame_labels(tmp_path / "s")
+    assert fl.dataset == "bp4d" and len(fl.table) == 2 and list(fl.table.columns)[-1] == "AU12"
+    assert any("incomplete" in n for n in fl.notes) and any("failed" in n for n in fl.notes)
+    assert len(read_frame_labels(tmp_path / "s", registered_only=False).table) == 3
+    w.finalize()
+    assert read_frame_labels(tmp_path / "s").notes == ["1 frame(s) whose registration failed are "
+                                                       "left out (training never sees them; "
+                                                       "--all-frames counts them)"]

@@ -181,7 +181,7 @@ def test_unknown_normalize_is_refused_before_the_run_folder_is_made(tmp_path):
     from pattnet.errors import PattnetError
 
     toy_store(tmp_path / "store", n=12)
-    with pytest.raises(PattnetError, match="normalize must be one of"):
+    with pytest.raises(PattnetError, match="config key 'normalize'"):
         train(tmp_path / "store", tmp_path / "run", TrainConfig(normalize="person", **FAST),
               folds=[1], progress=False)
     assert not (tmp_path / "run").exists()

@@ -1,119 +1,98 @@
 """Typed stage configuration: dataclasses with the paper's values as defaults.
 
 Every stage owns one dataclass. A YAML or TOML file, or ``key=value`` overrides from the command
-line, can change any field; unknown keys and wrongly typed values are refused with the key named,
-because a silently ignored typo in a training config costs a day of compute. Result folders store
-the resolved config (:func:`save_config`) so that every number can be traced to what made it.
+line, can change any field; unknown keys, wrongly typed values and numbers out of range are
+refused with the key named, because a silently ignored typo in a training config costs a day of
+compute. Result folders store the resolved config (:func:`save_config`) so that every number can
+be traced to what made it.
+
+The checking is pydantic's, driven by each field's annotation (``PositiveInt``,
+``Annotated[float, Field(gt=0)]``, ``Literal[...]``): the allowed range of a setting is written
+once, beside its default, and :func:`validate` applies it wherever a config enters a stage (a
+file, an override, or a dataclass built in Python). The dataclasses stay plain ones, so
+building or copying a config costs nothing and stage code needs no pydantic.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from pattnet.errors import ConfigError
 
 T = TypeVar("T")
 
+#: Set as ``__pydantic_config__`` on every stage config: no unknown keys; numbers given where a
+#: name is expected are taken as text (``--set dataset=4``); a dataclass built in Python is checked
+#: again, field by field, when it enters a stage.
+STAGE_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True, revalidate_instances="always")
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"config key '{key}': {value!r} does not match {tp}")
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return from_dict(tp, value, prefix=f"{key}.")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, key) for v in value]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}") from exc
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config key '{key}': expected a number, got {value!r}") from exc
-    if tp is str:
-        if not isinstance(value, (str, int, float)):
-            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
-        return str(value)
-    if typing.get_origin(tp) is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"config key '{key}': {value!r} is not one of {list(args)}")
-        return value
-    return value
+
+_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
+def _adapter(cls: type) -> TypeAdapter:
+    """pydantic's validator of ``cls``, built once per class (building one costs milliseconds)."""
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
+
+
+def _one_line(cls: type, exc: ValidationError, prefix: str) -> ConfigError:
+    """pydantic's report as one line per problem, each naming the key as the user wrote it."""
+    problems = []
+    for err in exc.errors():
+        key = prefix + ".".join(str(p) for p in err["loc"])
+        if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            owner = _owner(cls, err["loc"][:-1])
+            known = ", ".join(f.name for f in dataclasses.fields(owner))
+            problems.append(f"unknown config key {key} for {owner.__name__}; known: {known}")
+        else:
+            problems.append(f"config key '{key}': {err['msg'][0].lower()}{err['msg'][1:]}, got "
+                            f"{err.get('input')!r}")
+    return ConfigError("; ".join(problems))
+
+
+def _owner(cls: type, loc: tuple[Any, ...]) -> Any:
+    """The dataclass that holds the field at ``loc`` (nested configs, like the demo's ``train``)."""
+    for part in loc:
+        tp = typing.get_type_hints(cls).get(str(part))
+        if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+            break
+        cls = tp
+    return cls
+
+
+def validate(cfg: T, prefix: str = "") -> T:
+    """``cfg`` checked against its fields' types and ranges: the one place a stage's settings are
+    validated, before the stage writes anything. Returns a checked copy (strings from a file or
+    an override become the field's type)."""
+    try:
+        return _adapter(type(cfg)).validate_python(cfg)
+    except ValidationError as exc:
+        raise _one_line(type(cfg), exc, prefix) from None
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build ``cls`` from a plain mapping, refusing unknown keys and mistyped values."""
+    """Build ``cls`` from a plain mapping, refusing unknown keys, mistyped values and numbers out
+    of range."""
     if not isinstance(data, dict):
         raise ConfigError(f"config for {cls.__name__} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + k for k in unknown)} for {cls.__name__}; "
-            f"known: {', '.join(sorted(names))}"
-        )
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return _adapter(cls).validate_python(data)
+    except ValidationError as exc:
+        raise _one_line(cls, exc, prefix) from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain-data view of a config dataclass (tuples become lists so YAML stays readable)."""
-
-    def plain(v: Any) -> Any:
-        if dataclasses.is_dataclass(v):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(cfg)
+    return _adapter(type(cfg)).dump_python(cfg, mode="json")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -20,14 +20,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import NonNegativeInt, PositiveInt
 
-from pattnet.config import save_config
+from pattnet.config import STAGE_CONFIG, save_config
 from pattnet.constants import au_name
 from pattnet.errors import PattnetError
+from pattnet.io.atomic import atomic_write_text
 from pattnet.train import TrainConfig
 
 DISCLAIMER = (
@@ -43,8 +45,10 @@ DISCLAIMER = (
 class DemoConfig:
     """What the demo runs; sized to finish in minutes on a small CPU."""
 
-    per_identity: int = 24
-    seed: int = 0
+    __pydantic_config__: ClassVar = STAGE_CONFIG
+
+    per_identity: PositiveInt = 24
+    seed: NonNegativeInt = 0
     model: str = "pattnet-multilabel"
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
@@ -241,7 +245,7 @@ def _compare(paths: DemoPaths, detections: pd.DataFrame, aus: Sequence[int]) -> 
 
     schedule = pd.read_csv(paths.synth / SCHEDULE_CSV)
     agree = schedule_agreement(detections, schedule, aus)
-    agree.round(3).to_csv(paths.detect / "schedule_agreement.csv")
+    atomic_write_text(paths.detect / "schedule_agreement.csv", agree.round(3).to_csv())
     return agree
 
 

@@ -33,7 +33,6 @@ you runs no pickled code. Layout (``format_version`` 1)::
 from __future__ import annotations
 
 import math
-import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from typing import Any
 import torch
 
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import tmp_path_for
+from pattnet.io.atomic import atomic_path
 
 FORMAT = "pattnet-checkpoint"
 FORMAT_VERSION = 1
@@ -181,13 +180,8 @@ def save_checkpoint(
     data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
                            template_version=template_version, source=source,
                            normalize=normalize, reference=reference)
-    tmp = tmp_path_for(p)
-    try:
+    with atomic_path(p) as tmp:
         torch.save(data, tmp)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return p
 
 

@@ -2,8 +2,8 @@
 
 Writes ``DIR/<stem>.csv`` per input (one row per frame and face; a frame without a face keeps a
 ``success=0`` row), in OpenFace 2.0's style: ``frame, timestamp, face_id, success, confidence,
-pitch, yaw, roll, AU01_p ..., AU01_c ...``. The CSV grows as ``<stem>.csv.partial`` and is
-renamed when the input is done; a damaged video keeps the frames before the damage and ends
+pitch, yaw, roll, AU01_p ..., AU01_c ...``. The CSV grows as ``<stem>.csv.<pid>-<token>.partial``
+and is renamed when the input is done; a damaged video keeps the frames before the damage and ends
 with ``# stopped after frame N: ...`` (read with ``pandas.read_csv(path, comment="#")``).
 ``--overlay`` adds the video with face boxes and AU bars, ``--plot`` a timeline PNG.
 """
@@ -54,17 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _stems(paths: list[Path]) -> list[str]:
-    """Output names: the input's stem, made unique (``a/x.mp4``, ``b/x.mp4`` -> ``x``, ``x-2``)."""
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        k = seen.get(p.stem, 0) + 1
-        seen[p.stem] = k
-        out.append(p.stem if k == 1 else f"{p.stem}-{k}")
-    return out
-
-
 def _parse_aus(text: str | None) -> list[int] | None:
     from pattnet.errors import PattnetError
 
@@ -79,10 +68,10 @@ def _parse_aus(text: str | None) -> list[int] | None:
     return aus
 
 
-def run(args: argparse.Namespace) -> int:
-    from pattnet.detect import Detector
+def _sources(args: argparse.Namespace) -> tuple[list[Path | int], list[str]]:
+    """What to read and the output name of each; bad combinations refused before any work."""
     from pattnet.errors import PattnetError
-    from pattnet.io import expand_inputs, is_image, is_video
+    from pattnet.io import expand_inputs, output_stems
 
     if args.webcam is not None and args.inputs:
         raise PattnetError("give input files or --webcam N, not both")
@@ -92,66 +81,92 @@ def run(args: argparse.Namespace) -> int:
         raise PattnetError(f"--max-faces must be at least 1, got {args.max_faces}")
     if args.max_frames is not None and args.max_frames < 1:
         raise PattnetError(f"--max-frames must be at least 1, got {args.max_frames}")
-    sources: list[Path | int]
     if args.webcam is not None:
         if args.webcam < 0:
             raise PattnetError(f"--webcam must be a camera index (0, 1, ...), got {args.webcam}")
-        sources, stems = [args.webcam], [f"webcam{args.webcam}"]
-    else:
-        paths = expand_inputs(args.inputs)
-        sources, stems = list(paths), _stems(paths)
-    if args.overlay and len(sources) > 1:
-        raise PattnetError(f"--overlay {args.overlay}: one file for {len(sources)} inputs; give "
+        return [args.webcam], [f"webcam{args.webcam}"]
+    paths = expand_inputs(args.inputs)
+    if args.overlay and len(paths) > 1:
+        raise PattnetError(f"--overlay {args.overlay}: one file for {len(paths)} inputs; give "
                            "--overlay without a file name to write DIR/<stem>_overlay.mp4 per input")
+    return list(paths), output_stems(paths)
 
+
+class _Outcome:
+    """What happened to each input: the exit code and the closing lines come from here."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.failed: list[str] = []
+        self.incomplete: list[str] = []  # CSV written, but the input stopped early (damaged video)
+
+    def skip(self, src: Path | int, msg: str) -> None:
+        from pattnet.errors import PattnetError
+
+        if self.n == 1:
+            raise PattnetError(msg)
+        print(f"pattnet: skipped: {msg}", file=sys.stderr)
+        self.failed.append(str(src))
+
+    def exit_code(self) -> int:
+        from pattnet.errors import PattnetError
+
+        if self.failed and len(self.failed) == self.n:
+            raise PattnetError(f"no input could be processed ({len(self.failed)} failed)")
+        if not (self.failed or self.incomplete):
+            return 0
+        if self.n > 1:
+            print(f"pattnet: {len(self.failed) + len(self.incomplete)} of {self.n} input(s) had "
+                  "problems: " + ", ".join(self.failed + self.incomplete), file=sys.stderr)
+        return 1
+
+
+def _detect_one(det, src: Path | int, stem: str, args: argparse.Namespace,
+                outcome: _Outcome) -> bool:
+    """Detect one input into its files; False when the user interrupted (stop the rest)."""
+    from pattnet.errors import PattnetError
+    from pattnet.io import is_image, is_video
+
+    if isinstance(src, Path) and not (is_video(src) or is_image(src)):
+        outcome.skip(src, f"{src}: unsupported file type '{src.suffix or src.name}' (expected "
+                          "an image or a video file)")
+        return True
+    overlay = None
+    if args.overlay is not None:
+        photo = isinstance(src, Path) and is_image(src)
+        overlay = Path(args.overlay) if args.overlay else \
+            args.out / f"{stem}_overlay{'.png' if photo else '.mp4'}"
+    plot = args.out / f"{stem}_timeline.png" if args.plot else None
+    try:
+        s = det.detect_to_files(src, args.out / f"{stem}.csv", overlay=overlay, plot=plot,
+                                max_frames=args.max_frames, progress=not args.no_progress)
+    except PattnetError as exc:
+        outcome.skip(src, str(exc))
+        return True
+    if s.problem:
+        print(f"pattnet: incomplete: {s.problem}", file=sys.stderr)
+        if not s.interrupted:
+            outcome.incomplete.append(str(src))
+    extra = "".join(f", {p}" for p in (s.overlay, s.plot) if p is not None)
+    print(f"{src if isinstance(src, Path) else f'camera {src}'}: {s.frames} frame(s), "
+          f"{s.faces} face(s), {s.fps:.1f} frames/s -> {s.csv}{extra}")
+    return not s.interrupted
+
+
+def run(args: argparse.Namespace) -> int:
+    from pattnet.detect import Detector
+
+    sources, stems = _sources(args)
     det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
                    max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, workers=args.workers, threads=args.threads,
                    calibration_frames=args.calibration_frames)
     args.out.mkdir(parents=True, exist_ok=True)
-    failed: list[str] = []
-    incomplete: list[str] = []  # CSV written, but the input stopped early (damaged video)
+    outcome = _Outcome(len(sources))
     try:
         for src, stem in zip(sources, stems, strict=True):
-            if isinstance(src, Path) and not (is_video(src) or is_image(src)):
-                msg = (f"{src}: unsupported file type '{src.suffix or src.name}' (expected an "
-                       "image or a video file)")
-                if len(sources) == 1:
-                    raise PattnetError(msg)
-                print(f"pattnet: skipped: {msg}", file=sys.stderr)
-                failed.append(str(src))
-                continue
-            overlay = None
-            if args.overlay is not None:
-                photo = isinstance(src, Path) and is_image(src)
-                overlay = Path(args.overlay) if args.overlay else \
-                    args.out / f"{stem}_overlay{'.png' if photo else '.mp4'}"
-            plot = args.out / f"{stem}_timeline.png" if args.plot else None
-            try:
-                s = det.detect_to_files(src, args.out / f"{stem}.csv", overlay=overlay, plot=plot,
-                                        max_frames=args.max_frames, progress=not args.no_progress)
-            except PattnetError as exc:
-                if len(sources) == 1:
-                    raise
-                print(f"pattnet: skipped: {exc}", file=sys.stderr)
-                failed.append(str(src))
-                continue
-            if s.problem:
-                print(f"pattnet: incomplete: {s.problem}", file=sys.stderr)
-                if not s.interrupted:
-                    incomplete.append(str(src))
-            extra = "".join(f", {p}" for p in (s.overlay, s.plot) if p is not None)
-            print(f"{src if isinstance(src, Path) else f'camera {src}'}: {s.frames} frame(s), "
-                  f"{s.faces} face(s), {s.fps:.1f} frames/s -> {s.csv}{extra}")
-            if s.interrupted:
+            if not _detect_one(det, src, stem, args, outcome):
                 break
     finally:
         det.close()
-    if failed and len(failed) == len(sources):
-        raise PattnetError(f"no input could be processed ({len(failed)} failed)")
-    if failed or incomplete:
-        if len(sources) > 1:
-            print(f"pattnet: {len(failed) + len(incomplete)} of {len(sources)} input(s) had "
-                  "problems: " + ", ".join(failed + incomplete), file=sys.stderr)
-        return 1
-    return 0
+    return outcome.exit_code()

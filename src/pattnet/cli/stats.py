@@ -37,11 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pattnet.datasets import compute_stats, format_stats, is_store, load_labels, write_stats
+    from pattnet.datasets import compute_stats, format_stats, write_stats
+    from pattnet.store import is_store
 
     path = Path(args.path).expanduser()
-    labels = load_labels(path, args.dataset, registered_only=not args.all_frames,
-                         threshold=args.threshold)
+    labels = _labels(path, args)
     stats = compute_stats(labels.table, labels.dataset, args.folds, args.seed, args.val_fraction)
     out = args.out or (path / "stats" if is_store(path) else Path("stats"))
     files = write_stats(stats, out, {"source": str(path), "kind": labels.kind,
@@ -58,3 +58,18 @@ def run(args: argparse.Namespace) -> int:
     print(format_stats(stats))
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
+
+
+def _labels(path: Path, args: argparse.Namespace):
+    """A store's frame labels or a dataset root's, as one :class:`~pattnet.datasets.Labels`."""
+    from pattnet.datasets import Labels, dataset_labels
+    from pattnet.errors import PattnetError
+    from pattnet.store import is_store, read_frame_labels
+
+    if not (path.is_dir() and is_store(path)):
+        return dataset_labels(path, args.dataset, threshold=args.threshold)
+    if args.threshold is not None:
+        raise PattnetError(f"{path} is a patch store, whose labels are already fixed; threshold "
+                           "applies to a dataset root only")
+    fl = read_frame_labels(path, registered_only=not args.all_frames)
+    return Labels(fl.table, "store", args.dataset or fl.dataset, fl.notes)

@@ -23,7 +23,7 @@ from pattnet.datasets.labels import (
 from pattnet.datasets.manifest import ManifestAdapter
 from pattnet.datasets.records import FrameRecord, Problem, Session
 from pattnet.datasets.registry import ADAPTERS, detect_dataset, get_adapter, list_adapters
-from pattnet.datasets.sources import Labels, au_columns, is_store, load_labels, read_store_labels
+from pattnet.datasets.sources import Labels, au_columns, dataset_labels
 
 __all__ = [
     "ADAPTERS",
@@ -49,14 +49,12 @@ __all__ = [
     "fold_pos_weights",
     "format_stats",
     "get_adapter",
-    "is_store",
     "jaccard",
     "list_adapters",
-    "load_labels",
+    "dataset_labels",
     "make_split",
     "plot_jaccard",
     "pos_weights",
-    "read_store_labels",
     "subject_folds",
     "weights_table",
     "write_stats",

@@ -248,9 +248,9 @@ class Detector:
     ) -> DetectSummary:
         """Stream one input to a CSV (written as it goes), and optionally an overlay and a plot.
 
-        The CSV grows in ``<name>.partial`` (flushed every batch) and is renamed to ``csv_path``
-        at the end, so a crash part way leaves the rows written so far in the ``.partial`` file
-        and never a half-written ``csv_path``. A damaged video or Ctrl-C (on a file) ends the
+        The CSV grows in ``<name>.<pid>-<token>.partial`` (flushed every batch) and is renamed to
+        ``csv_path`` at the end, so a crash part way leaves the rows written so far in that
+        partial file and never a half-written ``csv_path``. A damaged video or Ctrl-C (on a file) ends the
         CSV with a ``# stopped after frame N: ...`` line and keeps it; Ctrl-C is how a webcam run
         ends, so there it just closes the table.
         """

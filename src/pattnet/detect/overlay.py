@@ -9,7 +9,6 @@ result file pattnet writes.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from pattnet.constants import au_name
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import tmp_path_for
+from pattnet.io.atomic import atomic_path, atomic_write_bytes, publish, unique_tmp
 
 _ON = (235, 64, 52)  # RGB: AU present (probability >= threshold)
 _OFF = (190, 190, 190)
@@ -97,7 +96,7 @@ class OverlayWriter:
         self.threshold = np.asarray(threshold, dtype=np.float64)
         self.fps = fps if fps and fps > 0 else 30.0
         self.image = self.path.suffix.lower() in IMAGE_SUFFIXES
-        self._tmp = tmp_path_for(self.path)
+        self._tmp = unique_tmp(self.path)
         self._container: Any = None
         self._stream: Any = None
         self._last: np.ndarray | None = None
@@ -142,8 +141,6 @@ class OverlayWriter:
             ok, buf = cv2.imencode(self.path.suffix, self._last[:, :, ::-1])
             if not ok:  # pragma: no cover
                 raise PattnetError(f"{self.path}: could not encode the overlay image")
-            from pattnet.io.atomic import atomic_write_bytes
-
             atomic_write_bytes(self.path, buf.tobytes())
             return self.path
         if self._container is None:
@@ -152,8 +149,7 @@ class OverlayWriter:
             self._container.mux(packet)
         self._container.close()
         self._container = None
-        os.replace(self._tmp, self.path)
-        return self.path
+        return publish(self._tmp, self.path)
 
     def abort(self) -> None:
         if self._container is not None:
@@ -180,13 +176,8 @@ def plot_timeline(df: Any, aus: Sequence[int], threshold: np.ndarray, path: str 
         fig = _timeline(df, faces, aus, threshold)
     fig.suptitle(f"AU probabilities{': ' + title if title else ''}", fontsize=10)
     FigureCanvasAgg(fig)
-    tmp = tmp_path_for(path)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -1,24 +1,24 @@
 """One input's result files: the CSV as it grows, the overlay and the plot, and their summary.
 
-Why the CSV grows in ``<name>.partial`` instead of going through :mod:`pattnet.io.atomic`: the
-table is written while frames arrive, for as long as the video lasts, and a crash must leave the
-rows written so far readable in the ``.partial`` file; only a complete table takes its name.
+The CSV grows in a :class:`~pattnet.io.atomic.GrowingFile` (``<name>.<pid>-<token>.partial``):
+the table is written while frames arrive, for as long as the video lasts, and a crash must leave
+the rows written so far readable; only a complete table takes its name.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 import numpy as np
 
 from pattnet.detect.schema import FrameResult, columns, csv_field, frame_rows, read_detections
 from pattnet.detect.sources import frame_count, frame_rate
+from pattnet.io.atomic import GrowingFile
 
 FLUSH_EVERY = 32  # frames: a crash loses at most ~one batch of rows
 
@@ -61,18 +61,19 @@ def progress_bar(source: str | Path | int, max_frames: int | None, enabled: bool
 
 
 class CsvTable:
-    """A detection CSV that grows in ``<name>.partial`` and takes its name only when complete."""
+    """A detection CSV that grows under a partial name and takes its name only when complete."""
 
     def __init__(self, path: Path, header: Sequence[str]) -> None:
         self.path = path
-        self.partial = path.with_name(path.name + ".partial")
+        self._file = GrowingFile(path)
+        self.partial = self._file.partial
         self._header = list(header)
-        self._fh: TextIO | None = None
+        self._fh: IO[str] | None = None
         self._writer: Any = None
 
     def open(self) -> None:
-        self._fh = self.partial.open("w", newline="")
-        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._fh = fh = self._file.open()
+        self._writer = csv.writer(fh, lineterminator="\n")
         self._writer.writerow(self._header)
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
@@ -89,20 +90,13 @@ class CsvTable:
 
     def commit(self) -> None:
         """Make the rows durable, then give the table its name."""
-        fh = self._fh
-        assert fh is not None
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
         self._fh = None
-        os.replace(self.partial, self.path)
+        self._file.commit()
 
     def abort(self, keep: bool) -> None:
-        """Close after a failure; the ``.partial`` file stays only when ``keep`` (rows written)."""
-        if self._fh is not None:
-            self._fh.close()
-        if not keep and self.partial.exists():
-            self.partial.unlink()
+        """Close after a failure; the partial file stays only when ``keep`` (rows written)."""
+        self._fh = None
+        self._file.abort(keep)
 
 
 class DetectionFiles:
@@ -136,7 +130,7 @@ class DetectionFiles:
             self._write_frames(frames, bar, on_frame)
             self.table.commit()
         except BaseException:
-            # nothing useful written: do not leave an empty .partial behind
+            # nothing useful written: do not leave an empty partial file behind
             self.table.abort(keep=self.summary.frames > 0)
             if self.overlay is not None:
                 self.overlay.abort()

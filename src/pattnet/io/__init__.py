@@ -11,6 +11,7 @@ from pattnet.io.frames import (
     is_image,
     is_video,
     iter_frames,
+    output_stems,
     read_image,
     to_rgb_uint8,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "is_image",
     "is_video",
     "iter_frames",
+    "output_stems",
     "read_image",
     "to_rgb_uint8",
 ]

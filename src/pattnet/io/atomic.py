@@ -1,38 +1,33 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+Every output of pattnet reaches its final name through this module, for three reasons:
+
+- a job killed mid-write (kill -9, power loss) must not leave a truncated result that a resumed
+  run would trust;
+- two processes writing the same output must not share a temporary file: each temporary name
+  holds the process id and a random token, so one process never renames or deletes another's;
+- an output that must not be replaced silently (a finished detection CSV, a model file) is
+  published with ``overwrite=False``: the link that publishes it fails when the name exists, so
+  the second writer learns it lost the race instead of destroying the first writer's result.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pattnet.errors import PattnetError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    Why: a job killed mid-write (kill -9, power loss) must not leave a truncated result that a
-    resumed run would trust.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class OutputExistsError(PattnetError):
+    """A finished output is already at the name and the caller asked not to replace it."""
 
 
 def _umask() -> int:
@@ -41,23 +36,71 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def unique_tmp(path: str | Path, suffix: str = ".tmp") -> Path:
+    """A hidden sibling name no other process or thread will pick (pid + random token); the
+    final suffix is kept so that writers choosing a format by suffix (matplotlib, PyAV) work."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p.with_name(f".{p.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}{p.suffix}")
+
+
+def publish(tmp: Path, path: Path, *, overwrite: bool = True) -> Path:
+    """Give the finished file ``tmp`` its name ``path``.
+
+    ``overwrite=False`` never replaces an existing ``path``: the hard link that publishes it is
+    atomic and fails on an existing name (a file system without hard links falls back to an
+    existence check before the rename). ``tmp`` is gone afterwards either way.
+    """
+    try:
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise OutputExistsError(f"{path}: already exists (written by another run); not "
+                                    "replaced") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                                 errno.EMLINK):
+                raise
+            if path.exists():
+                raise OutputExistsError(f"{path}: already exists (written by another run); not "
+                                        "replaced") from None
+            os.replace(tmp, path)
+        return path
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` durably (fsync) and atomically; results are created readable
+    by the group and others as the umask allows (``mkstemp`` would make them private)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{p.name}.{os.getpid()}-", suffix=".tmp", dir=p.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        publish(tmp, p, overwrite=overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def tmp_path_for(path: str | Path) -> Path:
-    """A sibling temporary name for writers that need a path (pandas, matplotlib, torch.save)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
-
-
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """A temporary sibling name to write ``path`` through, for writers that need a file name
     (torch.save, np.savez, pandas, matplotlib, a video encoder).
 
@@ -65,13 +108,53 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     file is removed and ``path`` keeps what it had.
     """
     p = Path(path)
-    tmp = tmp_path_for(p)
+    tmp = unique_tmp(p)
     try:
         yield tmp
-        os.replace(tmp, p)
-    except BaseException:
+        publish(tmp, p, overwrite=overwrite)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+class GrowingFile:
+    """A text file that grows under a name of its own (``<name>.<pid>-<token>.partial``) and
+    takes its final name only when complete.
+
+    Why not :func:`atomic_path`: a long job (detection of a long video) should leave the rows
+    written so far readable when it dies, so the partial file is visible and kept on request.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(
+            f"{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+        self.overwrite = overwrite
+        self._fh: IO[str] | None = None
+
+    def open(self) -> IO[str]:
+        self._fh = self.partial.open("w", newline="", encoding="utf-8")
+        return self._fh
+
+    def commit(self) -> Path:
+        """Make the content durable, then give the file its name."""
+        fh = self._fh
+        assert fh is not None, "GrowingFile.commit before open"
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        self._fh = None
+        return publish(self.partial, self.path, overwrite=self.overwrite)
+
+    def abort(self, keep: bool) -> Path | None:
+        """Close after a failure; the partial file stays (and is returned) only when ``keep``."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if keep and self.partial.exists():
+            return self.partial
+        self.partial.unlink(missing_ok=True)
+        return None
 
 
 def write_png_atomic(path: str | Path, rgb: Any) -> None:
@@ -82,13 +165,11 @@ def write_png_atomic(path: str | Path, rgb: Any) -> None:
     """
     import cv2
 
-    p = Path(path)
     ok, buf = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:  # pragma: no cover
-        raise OSError(f"{p}: PNG encoding failed")
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, p)
+        raise OSError(f"{path}: PNG encoding failed")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
 
 
 def read_json(path: str | Path) -> Any:

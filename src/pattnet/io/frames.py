@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,18 @@ def expand_inputs(paths: Iterable[str | Path], recursive: bool = False) -> list[
             out.append(p)
         else:
             raise PattnetError(f"{p}: no such file or folder")
+    return out
+
+
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """One output name per input: its stem, made unique within the call (``a/x.mp4``,
+    ``b/x.mov`` -> ``x``, ``x-2``) so that two inputs never write the same result."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        k = seen.get(p.stem, 0) + 1
+        seen[p.stem] = k
+        out.append(p.stem if k == 1 else f"{p.stem}-{k}")
     return out
 
 

@@ -13,9 +13,9 @@ Names:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
+from pattnet.config import from_dict
 from pattnet.constants import BP4D_AUS
 from pattnet.errors import PattnetError
 from pattnet.models.networks import AUModel, ModelConfig, ModelOutput, build
@@ -40,11 +40,7 @@ def describe_models() -> dict[str, str]:
 
 
 def _cfg(kwargs: dict[str, Any]) -> ModelConfig:
-    known = {f.name for f in fields(ModelConfig)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise PattnetError(f"unknown model option(s) {', '.join(unknown)}; known: {sorted(known)}")
-    return ModelConfig(**kwargs)
+    return from_dict(ModelConfig, kwargs)
 
 
 @register_model("pattnet", "PAttNet, sigmoid patch attention, one network per AU (the paper)")

@@ -12,11 +12,13 @@ per-AU losses, each network receives exactly the gradient it would get if traine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 import torch
+from pydantic import Field, PositiveInt
 from torch import nn
 
+from pattnet.config import STAGE_CONFIG
 from pattnet.constants import HOLISTIC_SIZE, N_PATCHES, PATCH_SIZE
 from pattnet.models.attention import Kind, PatchAttention
 from pattnet.models.encoder import Order, PatchEncoder, init_authors
@@ -31,10 +33,12 @@ class ModelOutput(NamedTuple):
 class ModelConfig:
     """Architecture knobs; the defaults are the paper's."""
 
-    dim: int = 60
+    __pydantic_config__: ClassVar = STAGE_CONFIG
+
+    dim: PositiveInt = 60
     order: Order = "relu-bn"
     attention_bias: bool = True  # b_f; the authors' code has none (4,211,941 parameters)
-    patch: int = 1  # single-patch baseline: which of P1..P9
+    patch: Annotated[int, Field(ge=1, le=N_PATCHES)] = 1  # single-patch baseline: which of P1..P9
     init: Literal["authors", "pytorch"] = "authors"
 
 

@@ -7,12 +7,12 @@ lock (flock) dies with its process, so kill -9 never leaves a stale lock behind.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pattnet.errors import PattnetError, StoreError
+from pattnet.errors import PattnetError
+from pattnet.store import is_store, read_meta
 
 LOCK_NAME = ".prepare.lock"
 
@@ -40,12 +40,8 @@ def store_lock(path: Path) -> Iterator[None]:
 def existing_store_meta(out: Path) -> dict[str, Any] | None:
     """``store.json`` of the store at ``out``, None for a new store; refuses anything else, so
     a typo in ``--out`` cannot write into an unrelated folder."""
-    meta_path = out / "store.json"
-    if meta_path.is_file():
-        try:
-            return json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{meta_path}: corrupt store.json ({exc.msg})") from exc
+    if is_store(out):
+        return read_meta(out)
     if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):
         raise PattnetError(f"{out}: exists and is not a patch store; choose a new --out")
     return None

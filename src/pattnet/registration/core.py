@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pattnet.config import validate
 from pattnet.errors import PattnetError
 from pattnet.io import Frame
 from pattnet.registration.faces import RegisteredFace, RegisteredFrame, RegistrationConfig
@@ -57,11 +58,7 @@ class Registrar:
         template: Template | None = None,
         backend: LandmarkBackend | None = None,
     ) -> None:
-        self.config = config or RegistrationConfig()
-        if self.config.max_faces < 1:
-            raise PattnetError(f"max_faces must be at least 1, got {self.config.max_faces}")
-        if self.config.output_size < 16:
-            raise PattnetError(f"output_size must be at least 16, got {self.config.output_size}")
+        self.config = validate(config or RegistrationConfig())
         self.template = template or load_template()
         self.static_image_mode = static_image_mode
         self._backend = backend

@@ -8,24 +8,35 @@ detector and warp that made them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated, ClassVar
 
 import numpy as np
+from pydantic import Field, PositiveInt
+
+from pattnet.config import STAGE_CONFIG
+
+#: A share or a confidence: [0, 1].
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 @dataclass
 class RegistrationConfig:
     """Settings of the registration stage (defaults reproduce the paper's frame)."""
 
+    __pydantic_config__: ClassVar = STAGE_CONFIG
+
     backend: str = "mediapipe"
-    max_faces: int = 1
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    output_size: int = 512  # the template's frame; other sizes are scaled copies of it
-    grid_step: int = 4  # coarse map spacing of the warp (1 = exact per-pixel map)
-    min_facing: float = 0.1  # a triangle is visible when its source area / frontal area > this
-    min_confidence: float = 0.1  # below this a fit is reported with success=False
-    max_detect_side: int = 1920  # larger frames are shrunk for landmark detection only
-    track_iou: float = 0.3  # video: a face keeps its id when its box overlaps the previous one
+    max_faces: PositiveInt = 1
+    min_detection_confidence: Unit = 0.5
+    min_tracking_confidence: Unit = 0.5
+    # the template's frame; other sizes are scaled copies of it
+    output_size: Annotated[int, Field(ge=16)] = 512
+    grid_step: PositiveInt = 4  # coarse map spacing of the warp (1 = exact per-pixel map)
+    min_facing: Unit = 0.1  # a triangle is visible when its source area / frontal area > this
+    min_confidence: Unit = 0.1  # below this a fit is reported with success=False
+    # larger frames are shrunk for landmark detection only
+    max_detect_side: Annotated[int, Field(ge=64)] = 1920
+    track_iou: Unit = 0.3  # video: a face keeps its id when its box overlaps the previous one
 
 
 @dataclass

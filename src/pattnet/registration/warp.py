@@ -245,37 +245,36 @@ def piecewise_affine_warp(
     """
     h_out, w_out = int(out_shape[0]), int(out_shape[1])
     img = np.asarray(image)
-    extra = img.shape[2:]
-    if fill == 0:
-        out = np.zeros((h_out, w_out, *extra), dtype=img.dtype)
-    else:
-        out = np.full((h_out, w_out, *extra), fill, dtype=img.dtype)
+    out = np.full((h_out, w_out, *img.shape[2:]), fill, dtype=img.dtype)
     mask = np.zeros((h_out, w_out) if return_mask else (0, 0), dtype=np.uint8)
     tri = np.ascontiguousarray(triangles, dtype=np.int64)
     src = np.asarray(src_pts, dtype=np.float64)[:, :2]
     dst = np.asarray(dst_pts, dtype=np.float64)[:, :2]
-    step = max(1, int(grid_step))
-
     x_lo, y_lo, x_hi, y_hi = _output_block(dst, h_out, w_out)
     if x_hi <= x_lo or y_hi <= y_lo or len(tri) == 0:
         return (out, mask) if return_mask else out
-    gw = -(-(x_hi - x_lo) // step)
-    gh = -(-(y_hi - y_lo) // step)
     tri_key = _tri_key(tri)
-
     # (only the block's coverage is needed unless the caller wants the whole mask)
     sub = mask[y_lo:y_hi, x_lo:x_hi] if return_mask else np.zeros((y_hi - y_lo, x_hi - x_lo),
                                                                    dtype=np.uint8)
     _fill_coverage(sub, dst, tri, tri_key, tri_mask, np.array([x_lo, y_lo], dtype=np.float64))
-
-    grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step, tri_key)
-    if step > 1:
-        grid = cv2.resize(grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
-    maps = grid[:y_hi - y_lo, :x_hi - x_lo]
+    maps = _block_map(src, dst, tri, (x_lo, y_lo, x_hi, y_hi), max(1, int(grid_step)), tri_key)
     warped = cv2.remap(img, maps, None, interpolation, borderMode=cv2.BORDER_CONSTANT,
                        borderValue=fill)
     _paste(warped, sub, out[y_lo:y_hi, x_lo:x_hi])
     return (out, mask) if return_mask else out
+
+
+def _block_map(src: np.ndarray, dst: np.ndarray, tri: np.ndarray,
+               block: tuple[int, int, int, int], step: int, tri_key: bytes) -> np.ndarray:
+    """The dense backward map of the output block: coarse grid, upsampled bilinearly."""
+    x_lo, y_lo, x_hi, y_hi = block
+    gw = -(-(x_hi - x_lo) // step)
+    gh = -(-(y_hi - y_lo) // step)
+    grid = _coarse_map(src, dst, tri, x_lo, y_lo, gw, gh, step, tri_key)
+    if step > 1:
+        grid = cv2.resize(grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
+    return grid[:y_hi - y_lo, :x_hi - x_lo]
 
 
 def _output_block(dst: np.ndarray, h_out: int, w_out: int) -> tuple[int, int, int, int]:

@@ -122,10 +122,11 @@ class _Writer:
             self.notes.append("Figure 3 skipped: no run's patch store exists (its labels are "
                               "needed).")
             return ""
-        from pattnet.datasets import jaccard, read_store_labels
+        from pattnet.datasets import jaccard
+        from pattnet.store import read_frame_labels
 
         try:
-            labels = read_store_labels(stores[0])
+            labels = read_frame_labels(stores[0])
             jac = jaccard(labels.table)
         except PattnetError as exc:
             self.notes.append(f"Figure 3 skipped: {exc}")

@@ -14,6 +14,7 @@ import numpy as np
 
 from pattnet.errors import PattnetError
 from pattnet.report.runs import ReportRun
+from pattnet.store import is_store
 
 #: (face image, its 9 patches, a description of where it came from)
 FaceSource = tuple[np.ndarray, np.ndarray, str]
@@ -27,7 +28,7 @@ def find_stores(runs: Sequence[ReportRun]) -> tuple[list[Path], list[str]]:
         if not s:
             continue
         p = Path(str(s))
-        if (p / "store.json").is_file():
+        if is_store(p):
             if p not in found:
                 found.append(p)
         elif str(p) not in gone:

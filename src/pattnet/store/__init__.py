@@ -21,13 +21,16 @@ from pattnet.store.layout import (
     CHUNK_KINDS,
     FORMAT,
     META_COLUMNS,
+    META_FILE,
+    TABLE_FILE,
     VERSION,
     array_bytes,
     au_columns,
     chunk_path,
+    is_store,
 )
 from pattnet.store.merge import link_or_copy, merge_stores
-from pattnet.store.reader import PatchStore
+from pattnet.store.reader import FrameLabels, PatchStore, read_frame_labels, read_frame_table, read_meta
 from pattnet.store.writer import ChunkWriter, StoreWriter, frame_table, write_store
 
 __all__ = [
@@ -37,18 +40,25 @@ __all__ = [
     "HOLISTIC_SHAPE",
     "HOLISTIC_SIZE",
     "META_COLUMNS",
+    "META_FILE",
+    "TABLE_FILE",
     "N_PATCHES",
     "PATCH_SHAPE",
     "PATCH_SIZE",
     "VERSION",
     "ChunkWriter",
+    "FrameLabels",
     "PatchStore",
     "StoreWriter",
     "array_bytes",
     "au_columns",
     "chunk_path",
     "frame_table",
+    "is_store",
     "link_or_copy",
     "merge_stores",
+    "read_frame_labels",
+    "read_frame_table",
+    "read_meta",
     "write_store",
 ]

@@ -15,6 +15,10 @@ from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE, au_name
 
 FORMAT = "pattnet-store"
 VERSION = 1
+#: The store's description (format, version, AUs, chunk list) and its frame table.
+META_FILE = "store.json"
+TABLE_FILE = "frames.csv"
+CHUNKS_DIR = "chunks"
 #: Columns every frame table has before its AU columns.
 META_COLUMNS = (
     "subject",
@@ -40,9 +44,14 @@ def au_columns(aus: Sequence[int]) -> list[str]:
 def chunk_path(store: str | Path, name: str, kind: str) -> Path:
     """Path of one file of chunk ``name`` (``kind`` in :data:`CHUNK_KINDS`)."""
     suffix = ".csv" if kind == "csv" else f".{kind}.u8"
-    return Path(store) / "chunks" / f"{name}{suffix}"
+    return Path(store) / CHUNKS_DIR / f"{name}{suffix}"
 
 
 def array_bytes(kind: str, n: int) -> int:
     """Size of a chunk's ``kind`` array file holding ``n`` frames: how a truncated file shows."""
     return int(n) * int(np.prod(ARRAY_SHAPES[kind]))
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` is a patch store (complete or not) rather than, say, a dataset root."""
+    return (Path(path) / META_FILE).is_file()

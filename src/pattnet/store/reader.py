@@ -18,7 +18,108 @@ import pandas as pd
 
 from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE
 from pattnet.errors import StoreError
-from pattnet.store.layout import ARRAY_SHAPES, FORMAT, META_COLUMNS, VERSION, array_bytes, au_columns
+from pattnet.store.layout import (
+    ARRAY_SHAPES,
+    FORMAT,
+    META_COLUMNS,
+    META_FILE,
+    TABLE_FILE,
+    VERSION,
+    array_bytes,
+    au_columns,
+    chunk_path,
+)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A store's ``store.json`` (complete or not), refused unless this code reads its version."""
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not path.exists():
+        raise StoreError(f"{path}: store not found")
+    if not meta_path.is_file():
+        raise StoreError(f"{path}: not a pattnet store ({META_FILE} missing)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{meta_path}: corrupt {META_FILE} ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise StoreError(f"{meta_path}: not a pattnet store (format={fmt!r})")
+    if int(meta.get("version", 0)) > VERSION:
+        raise StoreError(
+            f"{meta_path}: store version {meta.get('version')} is newer than this pattnet "
+            f"reads ({VERSION}); upgrade pattnet"
+        )
+    return meta
+
+
+def read_frame_table(path: Path, aus: Sequence[int]) -> pd.DataFrame:
+    """A frame table (the store's or one chunk's): its columns must be the store's and every
+    label 1, 0 or -1, so that a table edited by hand cannot turn into wrong labels."""
+    if not path.is_file():
+        raise StoreError(f"{path}: frame table missing")
+    try:
+        table = pd.read_csv(path, dtype={"subject": str, "session": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path}: unreadable frame table ({exc})") from exc
+    cols = au_columns(aus)
+    missing = [c for c in (*META_COLUMNS, *cols) if c not in table.columns]
+    if missing:
+        raise StoreError(f"{path}: columns {', '.join(missing)} missing; the frame table does not "
+                         f"match {META_FILE} (AUs {list(aus)})")
+    extra_aus = [c for c in table.columns if c.startswith("AU") and c not in cols]
+    if extra_aus:
+        raise StoreError(f"{path}: AU columns {', '.join(extra_aus)} are not in {META_FILE}'s AU "
+                         f"list {list(aus)}; the frame table does not match the arrays")
+    vals = table[cols].to_numpy()
+    bad = ~np.isin(vals, (-1, 0, 1))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise StoreError(f"{path}: line {r + 2}: {cols[c]} = {vals[r, c]!r}; labels must be 1, 0 "
+                         "or -1")
+    return table
+
+
+@dataclass
+class FrameLabels:
+    """What a store says about its frames' labels, readable while ``prepare`` still runs."""
+
+    table: pd.DataFrame  # subject, session, frame and the AU columns
+    dataset: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_frame_labels(path: str | Path, registered_only: bool = True) -> FrameLabels:
+    """The labels of a store's frames, without touching its arrays.
+
+    Works on a store whose preparation is still running (the chunks recorded so far are
+    counted, and a note says so), because label statistics are what a user checks while a
+    long prepare runs. ``registered_only`` keeps the frames training can use (registration
+    succeeded), which is what the fold weights must describe.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    aus = [int(a) for a in meta["aus"]]
+    notes = []
+    if meta.get("complete", False):
+        table = read_frame_table(path / TABLE_FILE, aus)
+    else:
+        notes.append("the store is incomplete (prepare has not finished); counts cover the "
+                     "frames written so far")
+        parts = [read_frame_table(chunk_path(path, str(ch["name"]), "csv"), aus)
+                 for ch in meta.get("chunks", [])]
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=[*META_COLUMNS, *au_columns(aus)])
+    if registered_only:
+        ok = table["success"].astype(str).str.lower().isin(("1", "true", "1.0"))
+        if (~ok).any():
+            notes.append(f"{int((~ok).sum())} frame(s) whose registration failed are left out "
+                         "(training never sees them; --all-frames counts them)")
+        table = table[ok].reset_index(drop=True)
+    ds = meta.get("dataset")
+    return FrameLabels(table[["subject", "session", "frame", *au_columns(aus)]],
+                       str(ds) if ds else None, notes)
 
 
 @dataclass
@@ -50,22 +151,7 @@ class PatchStore:
     # -- opening --------------------------------------------------------------------------
     def _read_meta(self) -> dict[str, Any]:
         """``store.json``, refused unless it is a complete store of a version this code reads."""
-        meta_path = self.path / "store.json"
-        if not self.path.exists():
-            raise StoreError(f"{self.path}: store not found")
-        if not meta_path.is_file():
-            raise StoreError(f"{self.path}: not a pattnet store (store.json missing)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{meta_path}: corrupt store.json ({exc.msg}, line {exc.lineno})") from exc
-        if meta.get("format") != FORMAT:
-            raise StoreError(f"{meta_path}: not a pattnet store (format={meta.get('format')!r})")
-        if int(meta.get("version", 0)) > VERSION:
-            raise StoreError(
-                f"{meta_path}: store version {meta.get('version')} is newer than this pattnet "
-                f"reads ({VERSION}); upgrade pattnet"
-            )
+        meta = read_meta(self.path)
         if not meta.get("complete", False):
             raise StoreError(
                 f"{self.path}: store is incomplete (preparation did not finish); "
@@ -75,25 +161,8 @@ class PatchStore:
 
     def _read_table(self) -> pd.DataFrame:
         """``frames.csv``, whose columns and length must match ``store.json``."""
-        frames_path = self.path / "frames.csv"
-        if not frames_path.is_file():
-            raise StoreError(f"{frames_path}: frame table missing")
-        try:
-            table = pd.read_csv(frames_path, dtype={"subject": str, "session": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{frames_path}: unreadable frame table ({exc})") from exc
-        missing = [c for c in (*META_COLUMNS, *au_columns(self.aus)) if c not in table.columns]
-        if missing:
-            raise StoreError(
-                f"{frames_path}: columns {', '.join(missing)} missing; the frame table does not "
-                f"match store.json (AUs {self.aus})"
-            )
-        extra_aus = [c for c in table.columns if c.startswith("AU") and c not in au_columns(self.aus)]
-        if extra_aus:
-            raise StoreError(
-                f"{frames_path}: AU columns {', '.join(extra_aus)} are not in store.json's AU "
-                f"list {self.aus}; the frame table does not match the arrays"
-            )
+        frames_path = self.path / TABLE_FILE
+        table = read_frame_table(frames_path, self.aus)
         if len(table) != self.n:
             raise StoreError(
                 f"{frames_path}: {len(table)} rows but store.json says {self.n} frames"
@@ -101,15 +170,7 @@ class PatchStore:
         return table
 
     def _read_labels(self) -> np.ndarray:
-        labels = self.table[au_columns(self.aus)].to_numpy(dtype=np.int8)
-        bad = ~np.isin(labels, (-1, 0, 1))
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise StoreError(
-                f"{self.path / 'frames.csv'}: line {r + 2}: {au_columns(self.aus)[c]} = "
-                f"{labels[r, c]}, labels must be 1, 0 or -1"
-            )
-        return labels
+        return self.table[au_columns(self.aus)].to_numpy(dtype=np.int8)
 
     def _check_chunks(self) -> list[_Chunk]:
         """The chunks in frame order, each array file present at the size its frame count needs."""
@@ -131,12 +192,12 @@ class PatchStore:
             chunks.append(c)
             start += c.n
         if start != self.n:
-            raise StoreError(f"{self.path / 'store.json'}: chunks hold {start} frames but n = {self.n}")
+            raise StoreError(f"{self.path / META_FILE}: chunks hold {start} frames but n = {self.n}")
         return chunks
 
     # -- paths ----------------------------------------------------------------------------
     def chunk_file(self, name: str, kind: str) -> Path:
-        return self.path / "chunks" / f"{name}.{kind}.u8"
+        return chunk_path(self.path, name, kind)
 
     def __len__(self) -> int:
         return self.n

@@ -16,8 +16,10 @@ legitimate: detection computes them the same way from the video it is given.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -25,8 +27,10 @@ from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_path
 from pattnet.store.reader import PatchStore
 
-#: Reference modes of TrainConfig.normalize.
-MODES = ("global", "subject")
+#: How a model's input is normalised (TrainConfig.normalize, kept in the model file): ``global``,
+#: the paper's fixed mean/std; ``subject``, the difference from the person's mean face.
+Normalize = Literal["global", "subject"]
+MODES: tuple[str, ...] = typing.get_args(Normalize)
 
 
 def subject_references(
@@ -124,6 +128,7 @@ def load_references(path: str | Path) -> dict[str, np.ndarray]:
 
 __all__ = [
     "MODES",
+    "Normalize",
     "RunningReference",
     "load_references",
     "population_reference",

@@ -24,8 +24,11 @@ from pattnet.io.atomic import atomic_path, atomic_write_json
 from pattnet.store.layout import (
     ARRAY_SHAPES,
     CHUNK_KINDS,
+    CHUNKS_DIR,
     FORMAT,
     META_COLUMNS,
+    META_FILE,
+    TABLE_FILE,
     VERSION,
     array_bytes,
     au_columns,
@@ -51,17 +54,17 @@ class StoreWriter:
     def __init__(self, path: str | Path, aus: Sequence[int], meta: dict[str, Any] | None = None):
         self.path = Path(path)
         self.aus = [int(a) for a in aus]
-        if (self.path / "store.json").is_file():
+        if (self.path / META_FILE).is_file():
             self.meta = self._existing_meta(meta)
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             self.meta = self._new_meta(meta)
-        (self.path / "chunks").mkdir(exist_ok=True)
+        (self.path / CHUNKS_DIR).mkdir(exist_ok=True)
         self._save_meta()
 
     def _existing_meta(self, meta: dict[str, Any] | None) -> dict[str, Any]:
         """The store being resumed: its chunks kept, marked incomplete again, ``meta`` updated."""
-        existing = json.loads((self.path / "store.json").read_text())
+        existing = json.loads((self.path / META_FILE).read_text())
         if existing.get("format") != FORMAT:
             raise StoreError(f"{self.path}: exists and is not a pattnet store")
         if [int(a) for a in existing["aus"]] != self.aus:
@@ -92,7 +95,7 @@ class StoreWriter:
 
     def _save_meta(self) -> None:
         self.meta["n"] = int(sum(c["n"] for c in self.meta["chunks"]))
-        atomic_write_json(self.path / "store.json", self.meta)
+        atomic_write_json(self.path / META_FILE, self.meta)
 
     def add_chunk(
         self, name: str, table: pd.DataFrame, patches: np.ndarray, holistic: np.ndarray
@@ -137,7 +140,7 @@ class StoreWriter:
         keep = {chunk_path(self.path, c["name"], k).name
                 for c in self.meta["chunks"] for k in CHUNK_KINDS}
         removed = []
-        for f in (self.path / "chunks").iterdir():
+        for f in (self.path / CHUNKS_DIR).iterdir():
             if f.is_file() and f.name not in keep:
                 f.unlink()
                 removed.append(f)
@@ -163,7 +166,7 @@ class StoreWriter:
         """``frames.csv`` streamed chunk table by chunk table (never the whole table in memory),
         under a temporary name until it is whole."""
         cols = [*META_COLUMNS, *au_columns(self.aus)]
-        with atomic_path(self.path / "frames.csv") as tmp, open(tmp, "w", newline="") as out:
+        with atomic_path(self.path / TABLE_FILE) as tmp, open(tmp, "w", newline="") as out:
             _write_header(out, cols)
             for ch in self.meta["chunks"]:
                 part = pd.read_csv(chunk_path(self.path, ch["name"], "csv"),
@@ -194,7 +197,7 @@ class ChunkWriter:
         self.name = name
         self.cols = [*META_COLUMNS, *au_columns(aus)]
         self.n = 0
-        (self.store / "chunks").mkdir(parents=True, exist_ok=True)
+        (self.store / CHUNKS_DIR).mkdir(parents=True, exist_ok=True)
         # Each file goes through io.atomic's atomic_path; the stack unwinds last-in first-out, so
         # entering the kinds in reverse renames the table last: its presence marks the arrays as
         # complete.

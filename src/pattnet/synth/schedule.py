@@ -109,18 +109,13 @@ def write_schedule_video(source: SourceFace, out: Path, *, fps: int = 12, second
     """``schedule.mp4`` (H.264) of ``source`` with AUs switching on and off per
     :func:`schedule_segments`, and ``schedule.csv`` (frame, time, AU01..AU24: 1/0; I01..I24:
     effective intensity). Frame i of the video is row i of the CSV."""
-    from pattnet.io.atomic import tmp_path_for
+    from pattnet.io.atomic import atomic_path
 
     n = int(round(fps * seconds))
     segs = schedule_segments(fps, seconds)
     inten = schedule_table(segs, n)
     header = ["frame", "time", *(au_name(a) for a in AUS), *(f"I{a:02d}" for a in AUS)]
-    tmp = tmp_path_for(out / SCHEDULE_VIDEO)
-    try:
+    with atomic_path(out / SCHEDULE_VIDEO) as tmp:
         rows = _encode(source, tmp, inten, fps=fps, size=size, target_iod=target_iod)
-        tmp.replace(out / SCHEDULE_VIDEO)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     write_csv(out / SCHEDULE_CSV, header, rows)
     return segs

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pattnet.config import from_dict, save_config
+from pattnet.config import from_dict, save_config, validate
 from pattnet.datasets.folds import subject_folds
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_write_json
 from pattnet.runs import RunDir
 from pattnet.store import PatchStore
-from pattnet.store.reference import MODES as NORMALIZE_MODES
 from pattnet.train.config import TrainConfig
 from pattnet.train.trainer import Trainer
 
@@ -67,12 +66,7 @@ def _run_config(run: RunDir, cfg: TrainConfig | None, resume: bool, world_rank: 
             raise PattnetError(f"{run.path}: a run already exists here; pass --resume to continue "
                                "it or choose another --out")
         cfg = from_dict(TrainConfig, run.read_config())
-    elif cfg is None:
-        cfg = TrainConfig()
-    if cfg.normalize not in NORMALIZE_MODES:
-        raise PattnetError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, "
-                           f"got {cfg.normalize!r}")
-    return cfg
+    return validate(cfg if cfg is not None else TrainConfig())
 
 
 def _run_aus(store: PatchStore, cfg: TrainConfig) -> tuple[list[int], np.ndarray]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from torch import nn
 from pattnet.constants import au_name
 from pattnet.datasets.folds import make_split
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import atomic_write_json, tmp_path_for
+from pattnet.io.atomic import atomic_path, atomic_write_json
 from pattnet.models.inputs import to_model_input
 from pattnet.runs import RunDir
 from pattnet.runtime import init_dist, resolve_device, resolve_precision, tune_cpu_allocator
@@ -117,12 +116,10 @@ class Trainer:
     def save_checkpoint(self, epoch: int) -> None:
         if not self.dist.main:
             return
-        path = self.ckpt_path(epoch)
-        tmp = tmp_path_for(path)
-        torch.save({"epoch": epoch, "model": self.model.state_dict(),
-                    "optimizer": self.opt.state_dict(), "history": self.history,
-                    "pos_weight": self.pos_weight.cpu()}, tmp)
-        os.replace(tmp, path)
+        with atomic_path(self.ckpt_path(epoch)) as tmp:
+            torch.save({"epoch": epoch, "model": self.model.state_dict(),
+                        "optimizer": self.opt.state_dict(), "history": self.history,
+                        "pos_weight": self.pos_weight.cpu()}, tmp)
 
     def latest_checkpoint(self) -> int:
         eps = self.fold_dir.epochs()
@@ -275,11 +272,8 @@ class Trainer:
         pred = self.predict(self.data.test, f"fold {self.fold} test")
         pred["subject"] = self.store.subjects[pred["index"]]
         atomic_write_json(self.fold_dir.selected, sel)
-        target = self.fold_dir.predictions
-        tmp = tmp_path_for(target)
-        with open(tmp, "wb") as fh:
+        with atomic_path(self.fold_dir.predictions) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **pred)
-        os.replace(tmp, target)
 
 
 def _progress(total: int, desc: str, enabled: bool, unit: str = "it") -> Any:

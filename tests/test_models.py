@@ -28,12 +28,13 @@ def test_every_model_forward_backward(name):
     torch.manual_seed(0)
     aus = [1, 2, 12]
     m = create_model(name, aus=aus)
-    x = torch.rand(3, 9, 3, 100, 100) if m.input_kind == "patches" else torch.rand(3, 3, 200, 200)
-    out = m(x)
+    x = {"patches": torch.rand(3, 9, 3, 100, 100), "holistic": torch.rand(3, 3, 200, 200),
+         "mesh": torch.rand(3, 478, 3) * 0.05}
+    out = m(x[m.input_kind] if len(m.input_kinds) == 1 else {k: x[k] for k in m.input_kinds})
     assert out.logits.shape == (3, len(aus))
     out.logits.sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
-    if name.startswith("pattnet"):
+    if name.startswith("pattnet") and "patches" in m.input_kinds:
         assert out.attention.shape == (3, len(aus), 9)
     else:
         assert out.attention is None

@@ -11,21 +11,28 @@ import pytest
 import torch
 
 from pattnet.checkpoint import load_checkpoint, save_checkpoint
-from pattnet.constants import HOLISTIC_SHAPE, N_PATCHES, PATCH_SHAPE
+from pattnet.constants import HOLISTIC_SHAPE, MESH_SHAPE, N_PATCHES, PATCH_SHAPE
 from pattnet.models import create_model, list_models
+from pattnet.registration import load_template
 
 AUS = [1, 12]
 MODES = ("per-au", "multilabel")
 CASES = [(name, mode) for name in list_models() for mode in MODES]
 
 
-def _input(model, n: int = 2) -> torch.Tensor:
+def _input(model, n: int = 2) -> torch.Tensor | dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    if model.input_kind == "patches":
-        s = PATCH_SHAPE
-        return torch.rand((n, s[0], s[3], s[1], s[2]), generator=g)
-    s = HOLISTIC_SHAPE
-    return torch.rand((n, s[2], s[0], s[1]), generator=g)
+    p, h = PATCH_SHAPE, HOLISTIC_SHAPE
+    shapes = {"patches": (n, p[0], p[3], p[1], p[2]), "holistic": (n, h[2], h[0], h[1]),
+              "mesh": (n, *MESH_SHAPE)}
+    x = {k: torch.rand(shapes[k], generator=g) for k in model.input_kinds}
+    return x[model.input_kind] if len(x) == 1 else x
+
+
+def _save(path, model, threshold):
+    """A model file; a model of the mesh carries its population mean mesh (here the template)."""
+    prior = load_template().points if "mesh" in model.input_kinds else None
+    return save_checkpoint(path, model, threshold=threshold, mesh_reference=prior)
 
 
 def _model(name: str, mode: str):
@@ -42,13 +49,13 @@ def test_forward_and_backward(name, mode):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     if out.attention is not None:
         assert out.attention.shape == (2, len(AUS), N_PATCHES)
-    assert (out.attention is None) == (name in ("single-patch", "holistic"))
+    assert (out.attention is None) == (name in ("single-patch", "holistic", "pattnet-geometry"))
 
 
 @pytest.mark.parametrize(("name", "mode"), CASES)
 def test_checkpoint_round_trip_gives_identical_probabilities(name, mode, tmp_path):
     model = _model(name, mode).eval()
-    path = save_checkpoint(tmp_path / "m.pt", model, threshold=[0.3, 0.6])
+    path = _save(tmp_path / "m.pt", model, threshold=[0.3, 0.6])
     ck = load_checkpoint(path, channels_last=False)
     assert ck.model.name == name and ck.aus == AUS and ck.threshold == [0.3, 0.6]
     assert set(ck.model.state_dict()) == set(model.state_dict())
@@ -70,7 +77,7 @@ def face_photo(tmp_path_factory, astronaut):
 def test_detect_with_every_model(name, mode, tmp_path, face_photo):
     from pattnet.detect import Detector, columns
 
-    path = save_checkpoint(tmp_path / "m.pt", _model(name, mode).eval(), threshold=0.5)
+    path = _save(tmp_path / "m.pt", _model(name, mode).eval(), threshold=0.5)
     with Detector(path) as det:
         df = det.detect(face_photo)
     assert list(df.columns) == columns(AUS)

@@ -85,3 +85,44 @@ def test_frame_labels_of_a_store_still_being_prepared(tmp_path):
     assert read_frame_labels(tmp_path / "s").notes == ["1 frame(s) whose registration failed are "
                                                        "left out (training never sees them; "
                                                        "--all-frames counts them)"]
+
+
+def test_meshes_round_trip_and_failed_frames_are_nan(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 5
+    mesh = rng.normal(256, 50, (n, 478, 3)).astype(np.float32)
+    t = frame_table(["A"] * n, ["T"] * n, range(n), np.zeros((n, 1), np.int8), [12])
+    st = write_store(tmp_path / "s", t, np.zeros((n, 9, 100, 100, 3), np.uint8),
+                     np.zeros((n, 200, 200, 3), np.uint8), [12], mesh=mesh)
+    assert st.kinds == ("patches", "holistic", "mesh") and st.version == 2
+    assert np.array_equal(st.mesh([3, 0]), mesh[[3, 0]]) and st.mesh(1).dtype == np.float32
+    assert (tmp_path / "s" / "chunks" / "chunk-000000.mesh.f4").stat().st_size == n * 478 * 3 * 4
+    st2 = write_store(tmp_path / "s2", t, np.zeros((n, 9, 100, 100, 3), np.uint8),
+                      np.zeros((n, 200, 200, 3), np.uint8), [12])
+    assert np.isnan(st2.mesh(np.arange(n))).all()  # meshes not given: unknown
+
+
+def _as_format_1(path):
+    """A store as pattnet wrote it before meshes: version 1, no mesh files."""
+    import json
+
+    meta = json.loads((path / "store.json").read_text())
+    meta["version"] = 1
+    (path / "store.json").write_text(json.dumps(meta))
+    for f in (path / "chunks").glob("*.mesh.f4"):
+        f.unlink()
+
+
+def test_a_format_1_store_still_reads_but_has_no_mesh(tmp_path):
+    store = toy_store(tmp_path / "s", n=12)
+    _as_format_1(store.path)
+    st = PatchStore(store.path)
+    assert st.kinds == ("patches", "holistic") and st.patches(0).shape == (9, 100, 100, 3)
+    with pytest.raises(StoreError, match=r"has no mesh array \(store format 1.*prepare again"):
+        st.mesh([0, 1])
+    with pytest.raises(StoreError, match="cannot be added to; prepare into a new folder"):
+        StoreWriter(store.path, st.aus)
+    from pattnet.store import merge_stores
+
+    with pytest.raises(StoreError, match="cannot be merged"):
+        merge_stores([store.path], tmp_path / "merged")

@@ -31,6 +31,11 @@ HOLISTIC_SIZE = 200
 #: One sample of each input kind, as stored (uint8, RGB last).
 PATCH_SHAPE: tuple[int, int, int, int] = (N_PATCHES, PATCH_SIZE, PATCH_SIZE, 3)
 HOLISTIC_SHAPE: tuple[int, int, int] = (HOLISTIC_SIZE, HOLISTIC_SIZE, 3)
+#: The face mesh: MediaPipe's 478 landmarks (468 + 2 x 5 iris points).
+N_LANDMARKS = 478
+#: One face's canonical mesh as stored (float32: x, y in canonical pixels, depth in the same
+#: unit), the expression with pose removed.
+MESH_SHAPE: tuple[int, int] = (N_LANDMARKS, 3)
 
 
 def au_name(au: int) -> str:

@@ -4,7 +4,8 @@ and ``report``.
 One type instead of path strings in each stage, so that the four can never disagree on where a
 fold's checkpoints, its selected epoch or its test predictions live::
 
-    RUN/config.yaml  run.json  references.npz (subject normalisation only)
+    RUN/config.yaml  run.json  references.npz (subject normalisation: each subject's mean face)
+    RUN/references-mesh.npz    (models of the mesh: each subject's mean mesh)
     RUN/foldK/split.json  history.csv  selected.json  predictions.npz
     RUN/foldK/checkpoints/epoch-NN.pt
 """
@@ -94,7 +95,14 @@ class RunDir:
 
     @property
     def references(self) -> Path:
+        """Each subject's mean face (of the model's image input)."""
         return self.path / "references.npz"
+
+    def references_of(self, kind: str) -> Path:
+        """Each subject's mean ``kind`` input: the image kind's in :attr:`references` (where
+        runs kept it before models took several kinds), another kind's beside it."""
+        return self.references if kind in ("patches", "holistic") else \
+            self.path / f"references-{kind}.npz"
 
     def fold(self, k: int) -> FoldDir:
         return FoldDir(self.path / f"fold{int(k)}", int(k))

@@ -114,11 +114,12 @@ def _trained_model(fd: FoldDir, epoch: int, cfg: dict[str, Any], aus: list[int])
     return model
 
 
-def _population_reference(rd: RunDir, test_subjects: list[Any] | None) -> Any:
-    """Mean face of the fold's training population: the test subjects never shape it."""
+def _population_reference(rd: RunDir, test_subjects: list[Any] | None, kind: str) -> Any:
+    """Mean ``kind`` reference (face, or mesh) of the fold's training population: the test
+    subjects never shape it."""
     from pattnet.store.reference import load_references, population_reference
 
-    refs = load_references(rd.references)
+    refs = load_references(rd.references_of(kind))
     test = set(test_subjects or [])
     return population_reference(refs, [s for s in refs if s not in test])
 
@@ -129,12 +130,13 @@ def export_run(
     fold: int | None = None,
     epoch: int | None = None,
     threshold: float | None = None,
+    weights_dtype: str | None = None,
 ) -> ExportResult:
     """Turn a training run directory into one deployable checkpoint file.
 
     ``fold`` None picks one with :func:`choose_fold`; ``epoch`` None takes the fold's selected
     epoch (``selected.json``). ``threshold`` None takes the run's own (``run.json``, the value
-    its F1 was computed at).
+    its F1 was computed at). ``weights_dtype="float16"`` halves the file (the bundled model).
     """
     rd = RunDir(run_dir)
     cfg, info = _read_run(rd)
@@ -156,9 +158,15 @@ def export_run(
               "dataset": info.get("dataset"), "store": info.get("store"),
               "test_subjects": list(fold_subjects[fold - 1]) if len(fold_subjects) >= fold else None}
     normalize = str(cfg["normalize"])
-    reference = _population_reference(rd, source["test_subjects"]) if normalize == "subject" else None
+    kinds = model.input_kinds
+    test = source["test_subjects"]
+    image = next((k for k in kinds if k != "mesh"), None)
+    reference = (_population_reference(rd, test, image)
+                 if normalize == "subject" and image is not None else None)
+    mesh_reference = _population_reference(rd, test, "mesh") if "mesh" in kinds else None
     path = save_checkpoint(out, model, threshold=float(thr), mean=float(cfg["mean"]),
                            std=float(cfg["std"]), source=source, normalize=normalize,
-                           reference=reference)
+                           reference=reference, mesh_reference=mesh_reference,
+                           weights_dtype=weights_dtype)
     return ExportResult(path=path, fold=int(fold), epoch=int(epoch), criterion=criterion,
                         value=value, reason=reason)

@@ -17,7 +17,8 @@ you runs no pickled code. Layout (``format_version`` 1)::
     model            "pattnet-multilabel"
     mode             "multilabel" | "per-au"
     model_config     {dim, order, attention_bias, patch, init}   (ModelConfig fields)
-    input_kind       "patches" | "holistic"
+    input_kind       "patches" | "holistic" | "mesh"   the model's first input
+    input_kinds      ["patches", "mesh"]   (optional, default [input_kind]) all its inputs
     aus              [1, 2, 4, ...]
     threshold        [0.5, 0.5, ...]    one per AU (occurrence = probability >= threshold)
     mean, std        0.5, 0.5           normalisation of to_model_input
@@ -25,8 +26,13 @@ you runs no pickled code. Layout (``format_version`` 1)::
                                         the difference from the person's mean face
     reference        float32 tensor     (subject only) the training population's mean face, the
                                         prior of detect's running per-person reference
+    mesh_reference   float32 (478, 3)   (models of the mesh) the training population's mean
+                                        canonical mesh: the reference of a face seen once, and
+                                        the prior of detect's running per-person mean mesh
     template_version "pattnet-mp478-v1" the registration template the patches were cut with
     state_dict       {name: tensor}
+    weights_dtype    "float16"          (optional) floating weights stored at half precision to
+                                        make the file small; loaded back into float32
     source           {run, fold, epoch, criterion, value, ...}   provenance, free-form
 """
 
@@ -68,11 +74,16 @@ class Checkpoint:
     path: Path | None = None
     source: dict[str, Any] = field(default_factory=dict)
     normalize: str = "global"
-    reference: Any = None  # numpy float32, the shape of one input sample (subject only)
+    reference: Any = None  # numpy float32, the shape of one image sample (subject only)
+    mesh_reference: Any = None  # numpy float32 (478, 3), models of the mesh only
 
     @property
     def input_kind(self) -> str:
         return self.model.input_kind
+
+    @property
+    def input_kinds(self) -> tuple[str, ...]:
+        return tuple(self.model.input_kinds)
 
 
 def _model_mode(model: Any) -> str:
@@ -107,17 +118,25 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
 
 
-def _normalisation(normalize: str, reference: Any) -> dict[str, Any]:
-    """The ``normalize`` entry, and the population reference face a subject model needs."""
+def _normalisation(model: Any, normalize: str, reference: Any, mesh_reference: Any
+                   ) -> dict[str, Any]:
+    """The ``normalize`` entry, the population reference face a subject model needs and the
+    population mean mesh a model of the mesh needs."""
     from pattnet.store.reference import MODES
 
     if normalize not in MODES:
         raise CheckpointError(f"normalize must be one of {', '.join(MODES)}, got {normalize!r}")
-    if normalize == "subject" and reference is None:
+    kinds = tuple(model.input_kinds)
+    images = [k for k in kinds if k != "mesh"]
+    if normalize == "subject" and images and reference is None:
         raise CheckpointError("a subject-normalised model needs its population reference face")
-    extra: dict[str, Any] = {"normalize": normalize}
-    if normalize == "subject":
-        extra["reference"] = torch.as_tensor(reference, dtype=torch.float32).contiguous()
+    extra: dict[str, Any] = {"normalize": normalize, "input_kinds": list(kinds)}
+    if normalize == "subject" and images:
+        extra["reference"] = torch.tensor(reference, dtype=torch.float32).contiguous()
+    if "mesh" in kinds:
+        if mesh_reference is None:
+            raise CheckpointError("a model of the mesh needs its population mean mesh")
+        extra["mesh_reference"] = torch.tensor(mesh_reference, dtype=torch.float32).contiguous()
     return extra
 
 
@@ -131,6 +150,8 @@ def checkpoint_dict(
     source: dict[str, Any] | None = None,
     normalize: str = "global",
     reference: Any = None,
+    mesh_reference: Any = None,
+    weights_dtype: str | None = None,
 ) -> dict[str, Any]:
     """The dict :func:`save_checkpoint` writes (exposed for tests and for other writers)."""
     from pattnet import __version__
@@ -138,7 +159,12 @@ def checkpoint_dict(
 
     aus = [int(a) for a in model.aus]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    extra = _normalisation(normalize, reference)
+    extra = _normalisation(model, normalize, reference, mesh_reference)
+    if weights_dtype is not None:
+        if weights_dtype != "float16":
+            raise CheckpointError(f"weights_dtype must be float16 or None, got {weights_dtype!r}")
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        extra["weights_dtype"] = weights_dtype
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -169,6 +195,8 @@ def save_checkpoint(
     source: dict[str, Any] | None = None,
     normalize: str = "global",
     reference: Any = None,
+    mesh_reference: Any = None,
+    weights_dtype: str | None = None,
 ) -> Path:
     """Write ``model`` (an :class:`~pattnet.models.AUModel`) and its usage facts to ``path``.
 
@@ -179,7 +207,8 @@ def save_checkpoint(
     p = Path(path)
     data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
                            template_version=template_version, source=source,
-                           normalize=normalize, reference=reference)
+                           normalize=normalize, reference=reference,
+                           mesh_reference=mesh_reference, weights_dtype=weights_dtype)
     with atomic_path(p) as tmp:
         torch.save(data, tmp)
     return p

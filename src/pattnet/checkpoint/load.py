@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from pattnet.checkpoint.format import Checkpoint, CheckpointError, _thresholds, read_checkpoint
-from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE, au_name
+from pattnet.constants import HOLISTIC_SHAPE, MESH_SHAPE, PATCH_SHAPE, au_name
 from pattnet.errors import PattnetError
 
 
@@ -77,19 +77,29 @@ def _check_weights(p: Path, data: dict[str, Any], model: Any, aus: list[int]) ->
     return state
 
 
-def _read_normalisation(p: Path, data: dict[str, Any], input_kind: str) -> tuple[str, Any]:
-    """``normalize`` and, for a subject model, its population reference face (numpy float32)."""
+def _read_normalisation(p: Path, data: dict[str, Any], kinds: tuple[str, ...]
+                        ) -> tuple[str, Any, Any]:
+    """``normalize``, the population reference face of a subject model and the population mean
+    mesh of a model of the mesh (numpy float32, None where the model needs none)."""
     normalize = str(data.get("normalize", "global"))
-    if normalize == "global":
-        return normalize, None
-    if normalize != "subject":
+    if normalize not in ("global", "subject"):
         raise CheckpointError(f"{p}: unknown normalize {normalize!r}; written by a newer pattnet?")
-    ref = data.get("reference")
-    want_shape = PATCH_SHAPE if input_kind == "patches" else HOLISTIC_SHAPE
-    if not isinstance(ref, torch.Tensor) or tuple(ref.shape) != want_shape:
-        raise CheckpointError(f"{p}: subject-normalised model without a valid reference face "
-                              f"(expected a {want_shape} tensor)")
-    return normalize, ref.float().numpy()
+    ref = mesh = None
+    image = next((k for k in kinds if k != "mesh"), None)
+    if normalize == "subject" and image is not None:
+        want_shape = PATCH_SHAPE if image == "patches" else HOLISTIC_SHAPE
+        ref = _tensor(p, data.get("reference"), want_shape, "subject-normalised model without a "
+                      "valid reference face")
+    if "mesh" in kinds:
+        mesh = _tensor(p, data.get("mesh_reference"), MESH_SHAPE, "model of the mesh without a "
+                       "valid population mean mesh")
+    return normalize, ref, mesh
+
+
+def _tensor(p: Path, value: Any, shape: tuple[int, ...], what: str) -> Any:
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+        raise CheckpointError(f"{p}: {what} (expected a {shape} tensor)")
+    return value.float().numpy()
 
 
 def load_checkpoint(
@@ -121,10 +131,11 @@ def load_checkpoint(
         threshold = _thresholds(data["threshold"], len(aus))
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from exc
-    normalize, reference = _read_normalisation(p, data, model.input_kind)
+    normalize, reference, mesh_reference = _read_normalisation(p, data, model.input_kinds)
     return Checkpoint(
         model=model, aus=aus, threshold=threshold, mean=float(data["mean"]),
         std=float(data["std"]), template_version=str(data["template_version"]),
         pattnet_version=str(data.get("pattnet_version", "?")), path=p,
         source=dict(data.get("source") or {}), normalize=normalize, reference=reference,
+        mesh_reference=mesh_reference,
     )

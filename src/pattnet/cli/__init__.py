@@ -27,6 +27,7 @@ COMMANDS = [
     "report",
     "export",
     "detect",
+    "models",
 ]
 
 

@@ -1,4 +1,7 @@
-"""``pattnet detect INPUT... --model model.pt --out DIR``: AU probabilities per frame and face.
+"""``pattnet detect INPUT... [--model model.pt] [--out DIR]``: AU probabilities per frame and face.
+
+Without ``--model`` the model that ships inside pattnet is used (``pattnet models`` says what it
+was trained on and how it does on real faces); without ``--out`` results go to ``./detections``.
 
 Writes ``DIR/<stem>.csv`` per input (one row per frame and face; a frame without a face keeps a
 ``success=0`` row), in OpenFace 2.0's style: ``frame, timestamp, face_id, success, confidence,
@@ -22,9 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video files, image files, or folders of either")
     parser.add_argument("--webcam", type=int, default=None, metavar="N",
                         help="read camera N (e.g. 0) instead of files; stop with Ctrl-C")
-    parser.add_argument("--model", required=True, type=Path, metavar="CKPT",
-                        help="model file made by 'pattnet export'")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--model", type=Path, default=None, metavar="CKPT",
+                        help="model file made by 'pattnet export' (default: the bundled model, "
+                             "see 'pattnet models')")
+    parser.add_argument("--out", type=Path, default=Path("detections"), metavar="DIR",
+                        help="output folder (default ./detections)")
     parser.add_argument("--max-faces", type=int, default=1, metavar="N",
                         help="faces per frame (default 1)")
     parser.add_argument("--aus", default=None,
@@ -150,7 +155,20 @@ def _detect_one(det, src: Path | int, stem: str, args: argparse.Namespace,
     extra = "".join(f", {p}" for p in (s.overlay, s.plot) if p is not None)
     print(f"{src if isinstance(src, Path) else f'camera {src}'}: {s.frames} frame(s), "
           f"{s.faces} face(s), {s.fps:.1f} frames/s -> {s.csv}{extra}")
+    if isinstance(src, Path) and is_image(src):
+        _print_photo(det, s.csv)
     return not s.interrupted
+
+
+def _print_photo(det, csv: Path) -> None:
+    """A photo's result on screen: per face, the AUs at or above their thresholds."""
+    from pattnet.detect import read_detections
+
+    df = read_detections(csv)
+    for _, row in df[df["success"] == 1].iterrows():
+        on = [f"AU{a} {row[f'AU{a:02d}_p']:.2f}" for a in det.aus if row[f"AU{a:02d}_c"] == 1]
+        print(f"  face {int(row['face_id'])}: " + (", ".join(on) if on else "no AU at its "
+                                                     "threshold"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="schedule video duration (default 10)")
     parser.add_argument("--no-video", action="store_true", help="skip the schedule video")
     parser.add_argument("--workers", type=int, default=1, help="rendering threads (default 1)")
+    parser.add_argument("--sensor", action="store_true",
+                        help="also degrade each image as a camera and a file would (exposure, "
+                             "white balance, blur, noise, JPEG)")
+    parser.add_argument("--lfw", type=int, default=40, metavar="N",
+                        help="bundled faces: how many of scikit-image's LFW faces to add "
+                             "(default 40, at most 100)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
         args.out, args.faces, per_identity=args.per_identity,
         frames_per_video=args.frames_per_video, seed=args.seed, folds=args.folds,
         size=args.size, fps=args.fps, seconds=args.seconds, video=not args.no_video,
-        workers=args.workers,
+        workers=args.workers, sensor=args.sensor, bundled_lfw=args.lfw,
     )
     return 0

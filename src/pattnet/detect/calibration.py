@@ -1,10 +1,11 @@
 """Person references for subject-normalised models: the first frames wait until the person is known.
 
 Why: a model trained with ``normalize: subject`` scores each face against that person's mean face
-(:mod:`pattnet.store.reference`). The first frames of a video would otherwise be scored against
-a reference made of almost nothing but themselves, so they are held back until
+and mean mesh (:mod:`pattnet.store.reference`). The first frames of a video would otherwise be
+scored against a reference made of almost nothing but themselves, so they are held back until
 ``calibration_frames`` have been seen, then scored against the mean over all of them; later
-frames use the running mean of the frames so far. A photo has only itself and is not held back.
+frames use the running mean of the frames so far. A photo has only itself and is not held back:
+it is scored against (mostly) the training population's mean, the documented prior.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from pattnet.detect.pipeline import _Item
     from pattnet.store.reference import RunningReference
 
 
 class Calibration:
-    """The running per-face references of one input, and the frames held back for them.
+    """The running per-face references of one input (one per input kind), and the frames held
+    back for them.
 
-    Without a subject-normalised model it passes every item straight through (no reference).
+    Without a subject-normalised model it passes every item straight through (no reference: the
+    detector uses the model's population references).
     """
 
-    def __init__(self, running: RunningReference | None, frames: int) -> None:
-        self._running = running
-        self._left = frames if running is not None else 0
+    def __init__(self, running: dict[str, RunningReference] | None, frames: int) -> None:
+        self._running = running or None
+        self._left = frames if self._running is not None else 0
         self._held: list[_Item] = []
 
     @classmethod
@@ -38,7 +43,9 @@ class Calibration:
         from pattnet.io import is_video
         from pattnet.store.reference import RunningReference
 
-        running = RunningReference(checkpoint.reference, prior_weight)
+        priors = {k: checkpoint.mesh_reference if k == "mesh" else checkpoint.reference
+                  for k in checkpoint.input_kinds}
+        running = {k: RunningReference(prior, prior_weight) for k, prior in priors.items()}
         moving = isinstance(source, int) or is_video(source)
         return cls(running, frames if moving else 0)
 
@@ -47,12 +54,18 @@ class Calibration:
         if self._running is None:
             return [item]
         for fid, x in zip(item.face_ids(), item.inputs, strict=True):
-            self._running.update(fid, x)
+            for kind, running in self._running.items():
+                if np.isfinite(x[kind]).all():
+                    running.update(fid, x[kind])
         if self._left > 0:
             self._held.append(item)
             return self._release() if len(self._held) >= self._left else []
-        item.refs = [self._running.reference(fid) for fid in item.face_ids()]
+        item.refs = [self._refs(fid) for fid in item.face_ids()]
         return [item]
+
+    def _refs(self, face_id: int) -> dict[str, np.ndarray]:
+        assert self._running is not None
+        return {k: r.reference(face_id) for k, r in self._running.items()}
 
     def flush(self) -> list[_Item]:
         """The items still held back (the input ended before calibration did)."""
@@ -61,9 +74,7 @@ class Calibration:
     def _release(self) -> list[_Item]:
         """The held-back items, each face scored against its mean over all of them."""
         self._left = 0
-        running = self._running
-        assert running is not None
-        refs = {fid: running.reference(fid) for it in self._held for fid in it.face_ids()}
+        refs = {fid: self._refs(fid) for it in self._held for fid in it.face_ids()}
         for it in self._held:
             it.refs = [refs[fid] for fid in it.face_ids()]
         out, self._held = self._held, []

@@ -30,7 +30,8 @@ class Detector:
     """A loaded model plus the registration that feeds it; reuse it for many inputs.
 
     ``model``: path of a checkpoint made by ``pattnet export`` / :func:`pattnet.checkpoint.
-    save_checkpoint`, or an already loaded :class:`~pattnet.checkpoint.Checkpoint`.
+    save_checkpoint`, or an already loaded :class:`~pattnet.checkpoint.Checkpoint`; None (the
+    default) is the model that ships inside pattnet (:mod:`pattnet.checkpoint.bundled`).
     ``aus``: report only these AUs (each must be one the model was trained for).
     ``threshold``: occurrence threshold for all AUs (default: the checkpoint's, per AU).
     ``precision``: ``auto`` (bf16 autocast where the CPU/GPU has it), ``bf16`` or ``fp32``.
@@ -50,7 +51,7 @@ class Detector:
 
     def __init__(
         self,
-        model: str | Path | Any,
+        model: str | Path | Any = None,
         *,
         aus: Sequence[int] | None = None,
         threshold: float | None = None,
@@ -109,29 +110,41 @@ class Detector:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def predict(self, inputs: np.ndarray,
-                reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Model probabilities for a uint8 batch of patches (N, 9, 100, 100, 3) or holistic faces
-        (N, 200, 200, 3): ``(prob (N, A) float32, attention (N, A, 9) float32 or None)`` for the
-        detector's AUs. The same normalisation as training (:func:`to_model_input`).
+    def predict(self, inputs: np.ndarray | dict[str, np.ndarray],
+                reference: np.ndarray | dict[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model probabilities for a batch: ``(prob (N, A) float32, attention (N, A, 9) float32
+        or None)`` for the detector's AUs. The same normalisation as training
+        (:func:`~pattnet.models.inputs.model_inputs`).
 
-        ``reference`` (float, the shape of ``inputs``): each face's person reference, for a model
-        trained with ``normalize: subject``; None uses the training population's mean face.
+        ``inputs``: a uint8 batch of patches (N, 9, 100, 100, 3) or holistic faces
+        (N, 200, 200, 3) for a model of one image input, or a dict by input kind (``mesh``:
+        (N, 478, 3) canonical meshes). ``reference``, the same way: each face's person
+        reference (``normalize: subject``); what is not given is the training population's.
         """
         import torch
 
-        from pattnet.models.inputs import to_model_input
+        from pattnet.models.inputs import model_inputs
 
         ck = self.checkpoint
-        if len(inputs) == 0:
+        kinds = ck.input_kinds
+        arrays = inputs if isinstance(inputs, dict) else {kinds[0]: inputs}
+        n = len(next(iter(arrays.values())))
+        if n == 0:
             return np.zeros((0, len(self.aus)), np.float32), None
-        ref: Any = None
-        if ck.normalize == "subject":
-            ref = (torch.from_numpy(ck.reference).expand(len(inputs), *ck.reference.shape)
-                   if reference is None else reference)
+        given = reference if isinstance(reference, dict) else (
+            {} if reference is None else {kinds[0]: reference})
+        refs: dict[str, Any] = {}
+        for k in kinds:
+            prior = ck.mesh_reference if k == "mesh" else (
+                ck.reference if ck.normalize == "subject" else None)
+            if k in given:
+                refs[k] = given[k]
+            elif prior is not None:
+                refs[k] = torch.from_numpy(prior).expand(n, *prior.shape)
         with torch.inference_mode():
-            x = to_model_input(inputs, ck.input_kind, ck.mean, ck.std, True, self.device, ref,
-                               self.amp_dtype)
+            x = model_inputs(arrays, kinds, ck.mean, ck.std, True, self.device, refs,
+                             self.amp_dtype)
             with self._autocast():
                 out = ck.model(x)
             prob = torch.sigmoid(out.logits.float()).cpu().numpy()[:, self._cols]
@@ -187,7 +200,7 @@ class Detector:
             live = isinstance(source, int)
         # the queue holds registered frames (nine patches per face); a few batches ahead is
         # enough to keep the model busy and bounds memory whatever the video's length
-        producer = FrameProducer(source, self._registrar_for, holistic=self.input_kind == "holistic",
+        producer = FrameProducer(source, self._registrar_for, kinds=self.checkpoint.input_kinds,
                                  maxsize=max(4, self.queue_batches * self.batch_size),
                                  keep_frames=keep_frames, max_frames=max_frames, max_side=max_side)
         producer.start()
@@ -281,8 +294,10 @@ def _set_torch_threads(threads: int | None, device_type: str, workers: int) -> N
 
 
 def _load(model: str | Path | Any, device: Any, check_template: bool) -> Any:
-    from pattnet.checkpoint import Checkpoint, load_checkpoint
+    from pattnet.checkpoint import Checkpoint, bundled_model_path, load_checkpoint
 
+    if model is None:
+        model = bundled_model_path()
     if isinstance(model, Checkpoint):
         model.model.to(device)
         return model

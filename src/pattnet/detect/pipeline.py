@@ -2,7 +2,7 @@
 
 Pipeline::
 
-    background thread:  decode (PyAV) -> register (MediaPipe + warp) -> crop 9 patches
+    background thread:  decode (PyAV) -> register (MediaPipe + warp) -> crop 9 patches (+ mesh)
                              |  bounded queue (a few batches: memory does not grow with length)
     calling thread:     batch faces -> model (bf16 autocast where the CPU has it) -> rows
 
@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from pattnet.detect.calibration import Calibration
     from pattnet.io import Frame
 
-Predict = Callable[[np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
+#: One face's model inputs (or references), by input kind: ``patches``, ``holistic``, ``mesh``.
+Arrays = dict[str, np.ndarray]
+Predict = Callable[[Arrays, "Arrays | None"], "tuple[np.ndarray, np.ndarray | None]"]
 
 
 @dataclass
@@ -40,9 +42,9 @@ class _Item:
     index: int
     timestamp: float
     faces: list[FaceResult]
-    inputs: list[np.ndarray]  # one model input (uint8) per successful face, in ``faces`` order
+    inputs: list[Arrays]  # the model's inputs per successful face, in ``faces`` order
     rgb: np.ndarray | None
-    refs: list[np.ndarray] | None = None  # person references (subject-normalised models)
+    refs: list[Arrays] | None = None  # person references by kind (running per-face means)
 
     def face_ids(self) -> list[int]:
         return [f.face_id for f in self.faces if f.success]
@@ -65,11 +67,11 @@ class FrameProducer:
     """
 
     def __init__(self, source: str | Path | int, registrar_for: Callable[[Any], tuple[Any, bool]],
-                 *, holistic: bool, maxsize: int, keep_frames: bool, max_frames: int | None,
-                 max_side: int | None) -> None:
+                 *, kinds: tuple[str, ...], maxsize: int, keep_frames: bool,
+                 max_frames: int | None, max_side: int | None) -> None:
         self.source = source
         self._registrar_for = registrar_for
-        self._holistic = holistic
+        self._kinds = kinds
         self._keep_frames = keep_frames
         self._max_frames = max_frames
         self._max_side = max_side
@@ -146,7 +148,8 @@ class FrameProducer:
             faces.append(res)
             if f.success:
                 patches, whole = crop_patches(f.image)
-                inputs.append(whole if self._holistic else patches)
+                arrays = {"patches": patches, "holistic": whole, "mesh": f.landmarks_3d}
+                inputs.append({k: arrays[k] for k in self._kinds})
         return _Item(fr.index, fr.timestamp, faces, inputs, self._shown.pop(fr.index, None))
 
 
@@ -207,15 +210,19 @@ class InOrderScorer:
 def score_items(items: list[_Item], predict: Predict) -> list[FrameResult]:
     """Run the model on every successful face of ``items`` (one batch) -> frame results."""
     inputs = [x for it in items for x in it.inputs]
-    refs = None
-    if inputs and all(it.refs is not None for it in items):
-        refs = np.stack([r for it in items for r in it.refs])  # type: ignore[union-attr]
-    prob, att = predict(np.stack(inputs), refs) if inputs else (None, None)
+    prob = att = None
+    if inputs:
+        refs = None
+        if all(it.refs is not None for it in items):
+            per_face = [r for it in items for r in it.refs]  # type: ignore[union-attr]
+            refs = {k: np.stack([r[k] for r in per_face]) for k in per_face[0]}
+        prob, att = predict({k: np.stack([x[k] for x in inputs]) for k in inputs[0]}, refs)
     k = 0
     out = []
     for it in items:
         for f in it.faces:
             if f.success:
+                assert prob is not None
                 f.prob = prob[k]
                 f.attention = att[k] if att is not None else None
                 k += 1

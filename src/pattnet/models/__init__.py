@@ -8,6 +8,10 @@ Names:
   all AUs in one forward pass, an AU x patch attention map per frame.
 - ``single-patch``: baseline CNN on one patch (``patch=1..9``), one network per AU.
 - ``holistic``: baseline CNN on the 200x200 registered face, one network per AU.
+- ``pattnet-geometry``: beyond the paper: an MLP on the canonical mesh's displacement from the
+  person's reference (:mod:`pattnet.models.geometry`), all AUs in one network.
+- ``pattnet-fusion``: beyond the paper: ``pattnet-multilabel`` and ``pattnet-geometry`` side by
+  side, mixed per AU by a learned gate; attention maps as PAttNet's.
 """
 
 from __future__ import annotations
@@ -59,6 +63,20 @@ def _pattnet_multilabel(aus: Sequence[int], mode: str = "multilabel", **kw: Any)
     return build("pattnet-multilabel", list(aus), _cfg(kw), mode, "pattnet", "sigmoid")
 
 
+@register_model("pattnet-geometry",
+                "MLP on the canonical face mesh's displacement from the person's reference, "
+                "one output per AU")
+def _geometry(aus: Sequence[int], mode: str = "multilabel", **kw: Any) -> AUModel:
+    return build("pattnet-geometry", list(aus), _cfg(kw), mode, "geometry")
+
+
+@register_model("pattnet-fusion",
+                "PAttNet multi-label on the patches + the mesh model, mixed per AU by a learned "
+                "gate (attention maps as PAttNet's)")
+def _fusion(aus: Sequence[int], mode: str = "multilabel", **kw: Any) -> AUModel:
+    return build("pattnet-fusion", list(aus), _cfg(kw), mode, "fusion", "sigmoid")
+
+
 @register_model("single-patch", "baseline CNN on one patch P1..P9, one network per AU")
 def _single_patch(aus: Sequence[int], mode: str = "per-au", **kw: Any) -> AUModel:
     return build("single-patch", list(aus), _cfg(kw), mode, "single-patch")
@@ -92,7 +110,7 @@ def model_from_settings(settings: Mapping[str, Any], aus: Sequence[int]) -> AUMo
     Why a mapping: training builds from its config and export rebuilds from the run's saved
     ``config.yaml``; both go through here, so a run always exports as the model it trained.
     """
-    kw: dict[str, Any] = {k: settings[k] for k in ("order", "attention_bias", "init")
+    kw: dict[str, Any] = {k: settings[k] for k in ("order", "attention_bias", "init", "mesh_dim")
                           if k in settings}
     name = str(settings.get("model", "pattnet"))
     if name == "single-patch" and "patch" in settings:

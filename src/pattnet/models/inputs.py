@@ -1,17 +1,78 @@
-"""uint8 arrays from the store or the detector -> the normalised float tensors models take.
+"""Arrays from the store or the detector -> the normalised float tensors models take.
 
-One function for training and inference, so both see identical inputs. Normalisation is the
-paper's: mean 0.5, std 0.5 per channel on [0, 1] pixels; or, with a ``reference`` (a person's
-mean face, see :mod:`pattnet.store.reference`), the difference from that reference divided by
-``255 * std``, which removes who the person is and leaves how the face differs from its usual
-look. With ``channels_last`` each patch view
-is a dense NHWC tensor, which is what oneDNN's fast (bf16) convolutions want on CPU.
+One function for training and inference, so both see identical inputs.
+
+* Images (``patches``, ``holistic``: uint8): the paper's normalisation, mean 0.5, std 0.5 per
+  channel on [0, 1] pixels; or, with a ``reference`` (a person's mean face, see
+  :mod:`pattnet.store.reference`), the difference from that reference divided by ``255 * std``,
+  which removes who the person is and leaves how the face differs from its usual look. With
+  ``channels_last`` each patch view is a dense NHWC tensor, which is what oneDNN's fast (bf16)
+  convolutions want on CPU.
+* The mesh (``mesh``: float32 canonical landmarks): always its displacement from a reference
+  mesh (the person's mean mesh, or the population's for a face seen once), in interocular
+  distances, so that a model sees what the expression does and not whose face it is. A frame
+  without a mesh (NaN) becomes no displacement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from functools import cache
+
 import numpy as np
 import torch
+
+#: The arrays a model can take, by kind: the 9 patches, the holistic face, the canonical mesh.
+IMAGE_KINDS = ("patches", "holistic")
+MESH = "mesh"
+KINDS = (*IMAGE_KINDS, MESH)
+
+
+@cache
+def interocular_distance() -> float:
+    """The canonical frame's distance between the iris centres, in canonical pixels."""
+    from pattnet.registration.template import load_template
+
+    return load_template().interocular
+
+
+def mesh_input(mesh: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor,
+               device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(B, 478, 3) canonical meshes and references (same shape, or one (478, 3) for all) ->
+    displacement in interocular distances, NaN (no mesh) as zero."""
+    x = torch.as_tensor(mesh).to(device, non_blocking=True).float()
+    ref = torch.as_tensor(reference).to(device, non_blocking=True).float()
+    if x.ndim != 3 or x.shape[1:] != ref.shape[-2:]:
+        raise ValueError(f"meshes must be (B, 478, 3) like their reference, got {tuple(x.shape)} "
+                         f"and {tuple(ref.shape)}")
+    d = torch.nan_to_num((x - ref) / interocular_distance(), nan=0.0)
+    return d if dtype is None else d.to(dtype)
+
+
+def model_inputs(
+    arrays: Mapping[str, np.ndarray | torch.Tensor],
+    kinds: Sequence[str],
+    mean: float = 0.5,
+    std: float = 0.5,
+    channels_last: bool = True,
+    device: torch.device | str = "cpu",
+    references: Mapping[str, np.ndarray | torch.Tensor] | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """What a model with ``input_kinds`` = ``kinds`` takes: one tensor for a single kind, a dict
+    by kind for several. ``references`` by kind: an image kind's is used when given (person
+    normalisation), the mesh's is required."""
+    refs = references or {}
+    out: dict[str, torch.Tensor] = {}
+    for kind in kinds:
+        if kind == MESH:
+            if MESH not in refs:
+                raise ValueError("a mesh input needs its reference mesh")
+            out[kind] = mesh_input(arrays[kind], refs[MESH], device, dtype)
+        else:
+            out[kind] = to_model_input(arrays[kind], kind, mean, std, channels_last, device,
+                                       refs.get(kind), dtype)
+    return out[kinds[0]] if len(kinds) == 1 else out
 
 
 def to_model_input(

@@ -1,8 +1,9 @@
-"""PAttNet, its multi-label extension and the paper's baselines.
+"""PAttNet, its multi-label extension, the paper's baselines, and the mesh and fusion models.
 
 Every model maps a normalised float input to ``ModelOutput(logits (B, A), attention)``:
-patch models take (B, 9, 3, 100, 100), the holistic model (B, 3, 200, 200).
-``attention`` is (B, A, 9) for attention models and None otherwise.
+patch models take (B, 9, 3, 100, 100), the holistic model (B, 3, 200, 200), the geometry model
+the mesh displacement (B, 478, 3), and a model of several inputs (``input_kinds``) a dict of
+them by kind. ``attention`` is (B, A, 9) for attention models and None otherwise.
 
 ``per-au`` mode is the paper: A independent networks (no shared weights), trained together in one
 pass over the data. Because their parameters are disjoint and the total loss is the sum of the
@@ -12,7 +13,7 @@ per-AU losses, each network receives exactly the gradient it would get if traine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import Field, PositiveInt
@@ -22,11 +23,8 @@ from pattnet.config import STAGE_CONFIG
 from pattnet.constants import HOLISTIC_SIZE, N_PATCHES, PATCH_SIZE
 from pattnet.models.attention import Kind, PatchAttention
 from pattnet.models.encoder import Order, PatchEncoder, init_authors
-
-
-class ModelOutput(NamedTuple):
-    logits: torch.Tensor
-    attention: torch.Tensor | None
+from pattnet.models.geometry import FusionNet, GeometryNet
+from pattnet.models.output import ModelOutput
 
 
 @dataclass
@@ -40,6 +38,7 @@ class ModelConfig:
     attention_bias: bool = True  # b_f; the authors' code has none (4,211,941 parameters)
     patch: Annotated[int, Field(ge=1, le=N_PATCHES)] = 1  # single-patch baseline: which of P1..P9
     init: Literal["authors", "pytorch"] = "authors"
+    mesh_dim: PositiveInt = 64  # geometry and fusion models: features of the mesh branch
 
 
 def _patch_views(x: torch.Tensor) -> list[torch.Tensor]:
@@ -54,7 +53,7 @@ class PAttNet(nn.Module):
     vector and one head per AU.
     """
 
-    input_kind = "patches"
+    input_kinds = ("patches",)
 
     def __init__(self, cfg: ModelConfig, attention: Kind = "sigmoid", n_outputs: int = 1):
         super().__init__()
@@ -82,7 +81,7 @@ class PAttNet(nn.Module):
 class SinglePatchCNN(nn.Module):
     """Baseline: the encoder of one patch -> ReLU -> Linear(60, n_outputs)."""
 
-    input_kind = "patches"
+    input_kinds = ("patches",)
 
     def __init__(self, cfg: ModelConfig, n_outputs: int = 1):
         super().__init__()
@@ -100,7 +99,7 @@ class SinglePatchCNN(nn.Module):
 class HolisticCNN(nn.Module):
     """Baseline: the same conv stack on the whole registered face at 200x200."""
 
-    input_kind = "holistic"
+    input_kinds = ("holistic",)
 
     def __init__(self, cfg: ModelConfig, n_outputs: int = 1):
         super().__init__()
@@ -117,15 +116,16 @@ class PerAU(nn.Module):
     def __init__(self, nets: list[nn.Module]):
         super().__init__()
         self.nets = nn.ModuleList(nets)
-        self.input_kind = nets[0].input_kind
+        self.input_kinds: tuple[str, ...] = tuple(nets[0].input_kinds)  # type: ignore[arg-type]
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> ModelOutput:
         outs = [net(x) for net in self.nets]
         logits = torch.cat([o.logits for o in outs], dim=1)
+        aux = tuple(torch.cat([o.aux[i] for o in outs], dim=1) for i in range(len(outs[0].aux)))
         att = None
         if outs[0].attention is not None:
             att = torch.cat([o.attention for o in outs], dim=1)  # (B, A, 9)
-        return ModelOutput(logits, att)
+        return ModelOutput(logits, att, aux)
 
 
 class AUModel(nn.Module):
@@ -137,9 +137,15 @@ class AUModel(nn.Module):
         self.aus = list(aus)
         self.cfg = cfg
         self.net = net
-        self.input_kind = str(net.input_kind)
+        self.input_kinds: tuple[str, ...] = tuple(net.input_kinds)  # type: ignore[arg-type]
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    @property
+    def input_kind(self) -> str:
+        """The first input kind (the only one, except for a fusion model)."""
+        return self.input_kinds[0]
+
+    def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> ModelOutput:
+        """``x``: one tensor for a single-input model, ``{kind: tensor}`` for several."""
         return self.net(x)
 
 
@@ -150,9 +156,13 @@ def build(name: str, aus: list[int], cfg: ModelConfig, mode: str, kind: str,
             return PAttNet(cfg, attention, n_out)
         if kind == "single-patch":
             return SinglePatchCNN(cfg, n_out)
+        if kind == "geometry":
+            return GeometryNet(n_out, cfg.mesh_dim)
+        if kind == "fusion":
+            return FusionNet(PAttNet(cfg, attention, n_out), n_out, cfg.mesh_dim)
         return HolisticCNN(cfg, n_out)
 
     net = PerAU([one(1) for _ in aus]) if mode == "per-au" else one(len(aus))
     if cfg.init == "authors":
-        init_authors(net)
+        init_authors(net)  # the conv and batch-norm layers; the mesh branch keeps PyTorch's
     return AUModel(name, aus, net, cfg)

@@ -19,10 +19,12 @@ import pandas as pd
 from pattnet.errors import PattnetError
 from pattnet.prepare.jobs import MAX_FRAME_EXAMPLES, JobSettings, SessionJob, SessionResult
 from pattnet.prepare.sources import iter_sources
-from pattnet.store import HOLISTIC_SHAPE, PATCH_SHAPE, ChunkWriter, au_columns
+from pattnet.store import ARRAY_DTYPES, ARRAY_SHAPES, ChunkWriter, au_columns
 
-#: ``(row values, patches, holistic, failure reason)``; arrays None when not registered.
-Prepared = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None, str | None]
+#: One registered face's arrays: ``patches``, ``holistic`` and its canonical ``mesh``.
+FaceArrays = dict[str, np.ndarray]
+#: ``(row values, arrays, failure reason)``; arrays None when not registered.
+Prepared = tuple[dict[str, Any], FaceArrays | None, str | None]
 
 
 class FrameProcessor:
@@ -63,22 +65,23 @@ class FrameProcessor:
             self._reg = None
 
     def __call__(self, rgb: np.ndarray) -> Prepared:
-        """``(row values, patches, holistic, failure reason)``; arrays None when not registered."""
+        """``(row values, arrays, failure reason)``; arrays None when not registered."""
         from pattnet.patches import crop_patches
 
         if self._reg is None:
             self.start_session()
         faces = self._reg.register(rgb)
         if not faces:
-            return failed_row(), None, None, "no face found"
+            return failed_row(), None, "no face found"
         f = faces[0]
         row = {"confidence": round(float(f.confidence), 5), "pitch": round(float(f.pitch), 4),
                "yaw": round(float(f.yaw), 4), "roll": round(float(f.roll), 4),
                "visible_fraction": round(float(f.visible_fraction), 5)}
         if not f.success:
-            return {**row, "success": 0}, None, None, "fit below the confidence threshold"
+            return {**row, "success": 0}, None, "fit below the confidence threshold"
         patches, holistic = crop_patches(f)
-        return {**row, "success": 1}, patches, holistic, None
+        return {**row, "success": 1}, {"patches": patches, "holistic": holistic,
+                                       "mesh": f.landmarks_3d}, None
 
 
 def _malloc_trim() -> None:
@@ -105,18 +108,17 @@ class _Batch:
     def __init__(self, writer: ChunkWriter, size: int):
         self.writer = writer
         self.size = size
-        self.patches = np.zeros((size, *PATCH_SHAPE), dtype=np.uint8)
-        self.holistic = np.zeros((size, *HOLISTIC_SHAPE), dtype=np.uint8)
+        self.arrays = {k: np.zeros((size, *ARRAY_SHAPES[k]), dtype=ARRAY_DTYPES[k])
+                       for k in ("patches", "holistic", "mesh")}
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, row: dict[str, Any], patches: np.ndarray | None, holistic: np.ndarray | None) -> None:
+    def add(self, row: dict[str, Any], arrays: FaceArrays | None) -> None:
         k = len(self.rows)
-        if patches is None:
-            self.patches[k] = 0
-            self.holistic[k] = 0
-        else:
-            self.patches[k] = patches
-            self.holistic[k] = holistic
+        for kind, buf in self.arrays.items():
+            if arrays is None:  # not registered: black patches, no mesh
+                buf[k] = np.nan if kind == "mesh" else 0
+            else:
+                buf[k] = arrays[kind]
         self.rows.append(row)
         if len(self.rows) == self.size:
             self.flush()
@@ -124,7 +126,9 @@ class _Batch:
     def flush(self) -> None:
         if self.rows:
             n = len(self.rows)
-            self.writer.append(pd.DataFrame(self.rows), self.patches[:n], self.holistic[:n])
+            a = self.arrays
+            self.writer.append(pd.DataFrame(self.rows), a["patches"][:n], a["holistic"][:n],
+                               a["mesh"][:n])
             self.rows.clear()
 
 
@@ -177,13 +181,13 @@ class _SessionProblems:
 def _prepare_frame(
     processor: FrameProcessor, rgb: np.ndarray | None, err: str | None
 ) -> tuple[Prepared, str | None]:
-    """One frame's ``(values, patches, holistic, why)`` and read error (or None)."""
+    """One frame's ``(values, arrays, why)`` and read error (or None)."""
     if rgb is None:
-        return (failed_row(), None, None, None), err
+        return (failed_row(), None, None), err
     try:
         return processor(rgb), err
     except PattnetError as exc:  # e.g. an image too small to hold a face
-        return (failed_row(), None, None, None), str(exc)
+        return (failed_row(), None, None), str(exc)
 
 
 def process_session(
@@ -204,11 +208,11 @@ def process_session(
     with ChunkWriter(settings.store, job.name, settings.aus) as cw:
         batch = _Batch(cw, max(1, int(settings.batch_size)))
         for rec, rgb, read_err in iter_sources(job.records):
-            (values, p, h, why), err = _prepare_frame(processor, rgb, read_err)
+            (values, arrays, why), err = _prepare_frame(processor, rgb, read_err)
             problems.note(rec.frame, err, why)
             row = {"subject": rec.subject, "session": rec.session, "frame": int(rec.frame), **values}
             row.update({c: int(v) for c, v in zip(cols, rec.labels, strict=True)})
-            batch.add(row, p, h)
+            batch.add(row, arrays)
             if progress is not None:
                 progress(1)
         batch.flush()

@@ -245,7 +245,8 @@ def piecewise_affine_warp(
     """
     h_out, w_out = int(out_shape[0]), int(out_shape[1])
     img = np.asarray(image)
-    out = np.full((h_out, w_out, *img.shape[2:]), fill, dtype=img.dtype)
+    shape = (h_out, w_out, *img.shape[2:])
+    out = np.zeros(shape, dtype=img.dtype) if fill == 0 else np.full(shape, fill, dtype=img.dtype)
     mask = np.zeros((h_out, w_out) if return_mask else (0, 0), dtype=np.uint8)
     tri = np.ascontiguousarray(triangles, dtype=np.int64)
     src = np.asarray(src_pts, dtype=np.float64)[:, :2]

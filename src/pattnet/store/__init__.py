@@ -7,6 +7,9 @@ Layout of a store directory::
                           confidence, pitch, yaw, roll, visible_fraction, AU01, AU02, ... (1/0/-1)
     chunks/<name>.patches.u8    raw uint8, C order, shape (n, 9, 100, 100, 3)
     chunks/<name>.holistic.u8   raw uint8, C order, shape (n, 200, 200, 3)
+    chunks/<name>.mesh.f4       raw little-endian float32, shape (n, 478, 3): the canonical
+                                mesh (x, y, depth in canonical pixels; NaN if not registered);
+                                format 2 on (a format-1 store has none and still reads)
 
 Why raw chunks rather than one ``.npy``: a full dataset's patches are far larger than memory, so
 the arrays are never held in memory (they are memory-mapped and read a batch at a time), and
@@ -17,6 +20,7 @@ truncated chunk.
 
 from pattnet.constants import HOLISTIC_SHAPE, HOLISTIC_SIZE, N_PATCHES, PATCH_SHAPE, PATCH_SIZE
 from pattnet.store.layout import (
+    ARRAY_DTYPES,
     ARRAY_SHAPES,
     CHUNK_KINDS,
     FORMAT,
@@ -34,6 +38,7 @@ from pattnet.store.reader import FrameLabels, PatchStore, read_frame_labels, rea
 from pattnet.store.writer import ChunkWriter, StoreWriter, frame_table, write_store
 
 __all__ = [
+    "ARRAY_DTYPES",
     "ARRAY_SHAPES",
     "CHUNK_KINDS",
     "FORMAT",

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE, au_name
+from pattnet.constants import HOLISTIC_SHAPE, MESH_SHAPE, PATCH_SHAPE, au_name
 
 FORMAT = "pattnet-store"
-VERSION = 1
+#: 1: patches and holistic faces; 2: also each face's canonical mesh (``mesh``).
+VERSION = 2
 #: The store's description (format, version, AUs, chunk list) and its frame table.
 META_FILE = "store.json"
 TABLE_FILE = "frames.csv"
@@ -31,10 +32,24 @@ META_COLUMNS = (
     "roll",
     "visible_fraction",
 )
-#: The files of one chunk: ``chunks/<name>.patches.u8``, ``.holistic.u8`` and ``.csv``.
-CHUNK_KINDS = ("patches", "holistic", "csv")
-#: The array files of a chunk and the shape of one frame in each.
-ARRAY_SHAPES: dict[str, tuple[int, ...]] = {"patches": PATCH_SHAPE, "holistic": HOLISTIC_SHAPE}
+#: The array files of a chunk: the shape and type of one frame in each. ``mesh`` is NaN for a
+#: frame that was not registered (its patches are zeros).
+ARRAY_SHAPES: dict[str, tuple[int, ...]] = {"patches": PATCH_SHAPE, "holistic": HOLISTIC_SHAPE,
+                                           "mesh": MESH_SHAPE}
+ARRAY_DTYPES: dict[str, np.dtype] = {"patches": np.dtype(np.uint8),
+                                     "holistic": np.dtype(np.uint8),
+                                     "mesh": np.dtype("<f4")}
+#: The files of a chunk: ``chunks/<name>.patches.u8``, ``.holistic.u8``, ``.mesh.f4``, ``.csv``.
+CHUNK_KINDS = ("patches", "holistic", "mesh", "csv")
+
+
+def array_kinds(version: int) -> tuple[str, ...]:
+    """The arrays a store of format ``version`` holds (version 1 predates the mesh)."""
+    return ("patches", "holistic") if version < 2 else ("patches", "holistic", "mesh")
+
+
+def chunk_kinds(version: int) -> tuple[str, ...]:
+    return (*array_kinds(version), "csv")
 
 
 def au_columns(aus: Sequence[int]) -> list[str]:
@@ -43,13 +58,17 @@ def au_columns(aus: Sequence[int]) -> list[str]:
 
 def chunk_path(store: str | Path, name: str, kind: str) -> Path:
     """Path of one file of chunk ``name`` (``kind`` in :data:`CHUNK_KINDS`)."""
-    suffix = ".csv" if kind == "csv" else f".{kind}.u8"
+    if kind == "csv":
+        suffix = ".csv"
+    else:
+        dt = ARRAY_DTYPES[kind]
+        suffix = f".{kind}.{dt.kind}{dt.itemsize}" if dt.kind == "f" else f".{kind}.u8"
     return Path(store) / CHUNKS_DIR / f"{name}{suffix}"
 
 
 def array_bytes(kind: str, n: int) -> int:
     """Size of a chunk's ``kind`` array file holding ``n`` frames: how a truncated file shows."""
-    return int(n) * int(np.prod(ARRAY_SHAPES[kind]))
+    return int(n) * int(np.prod(ARRAY_SHAPES[kind])) * ARRAY_DTYPES[kind].itemsize
 
 
 def is_store(path: str | Path) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pattnet.errors import StoreError
 from pattnet.io.atomic import atomic_path
-from pattnet.store.layout import CHUNK_KINDS, chunk_path
+from pattnet.store.layout import VERSION, chunk_kinds, chunk_path
 from pattnet.store.reader import PatchStore
 from pattnet.store.writer import StoreWriter
 
@@ -44,6 +44,10 @@ def _check_sources(stores: Sequence[PatchStore]) -> None:
     if not stores:
         raise StoreError("nothing to merge")
     aus = stores[0].aus
+    for st in stores:
+        if st.version != VERSION:
+            raise StoreError(f"{st.path}: store format {st.version} (an older pattnet, without "
+                             "face meshes) cannot be merged into a new store; prepare it again")
     for st in stores[1:]:
         if st.aus != aus:
             raise StoreError(f"{st.path}: AUs {st.aus} differ from {stores[0].path}'s {aus}")
@@ -79,7 +83,7 @@ def merge_stores(
             if ch["name"] in done:
                 continue
             how = ""
-            for k in CHUNK_KINDS:
+            for k in chunk_kinds(st.version):
                 how = link_or_copy(chunk_path(st.path, ch["name"], k), chunk_path(out, ch["name"], k))
             info = {k: v for k, v in ch.items() if k not in ("name", "n")}
             w.record_chunk(ch["name"], int(ch["n"]), **info)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE
 from pattnet.errors import StoreError
 from pattnet.store.layout import (
+    ARRAY_DTYPES,
     ARRAY_SHAPES,
     FORMAT,
     META_COLUMNS,
@@ -26,6 +26,7 @@ from pattnet.store.layout import (
     TABLE_FILE,
     VERSION,
     array_bytes,
+    array_kinds,
     au_columns,
     chunk_path,
 )
@@ -127,15 +128,16 @@ class _Chunk:
     name: str
     n: int
     start: int
-    patches: np.memmap | None = field(default=None, repr=False)
-    holistic: np.memmap | None = field(default=None, repr=False)
+    maps: dict[str, np.memmap] = field(default_factory=dict, repr=False)
 
 
 class PatchStore:
     """Read side of a patch store. Arrays are memory-mapped: memory is bounded by the batch read.
 
-    ``store.patches(idx)`` / ``store.holistic(idx)`` accept an int or an index array and return
-    uint8 arrays; ``store.labels`` is an (N, A) int8 array of 1/0/-1.
+    ``store.patches(idx)`` / ``store.holistic(idx)`` / ``store.mesh(idx)`` (or
+    ``store.read(kind, idx)``) accept an int or an index array and return uint8 arrays (float32
+    canonical meshes); ``store.labels`` is an (N, A) int8 array of 1/0/-1. ``store.kinds`` says
+    which arrays the store holds: a store of format 1 has no meshes.
     """
 
     def __init__(self, path: str | Path):
@@ -143,6 +145,8 @@ class PatchStore:
         self.meta: dict[str, Any] = self._read_meta()
         self.aus: list[int] = [int(a) for a in self.meta["aus"]]
         self.n = int(self.meta["n"])
+        self.version = int(self.meta.get("version", 1))
+        self.kinds: tuple[str, ...] = array_kinds(self.version)
         self.table = self._read_table()
         self.labels = self._read_labels()
         self._chunks: list[_Chunk] = self._check_chunks()
@@ -178,7 +182,7 @@ class PatchStore:
         start = 0
         for ch in self.meta["chunks"]:
             c = _Chunk(name=str(ch["name"]), n=int(ch["n"]), start=start)
-            for kind in ARRAY_SHAPES:
+            for kind in self.kinds:
                 f = self.chunk_file(c.name, kind)
                 expected = array_bytes(kind, c.n)
                 if not f.is_file():
@@ -213,21 +217,27 @@ class PatchStore:
 
     # -- arrays ---------------------------------------------------------------------------
     def _map(self, c: _Chunk, kind: str) -> np.memmap:
-        arr = getattr(c, kind)
+        arr = c.maps.get(kind)
         if arr is None:
-            shape = PATCH_SHAPE if kind == "patches" else HOLISTIC_SHAPE
-            arr = np.memmap(self.chunk_file(c.name, kind), dtype=np.uint8, mode="r",
-                            shape=(c.n, *shape))
-            setattr(c, kind, arr)
+            arr = np.memmap(self.chunk_file(c.name, kind), dtype=ARRAY_DTYPES[kind], mode="r",
+                            shape=(c.n, *ARRAY_SHAPES[kind]))
+            c.maps[kind] = arr
         return arr
 
-    def _read(self, kind: str, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
+    def read(self, kind: str, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames ``idx`` of array ``kind`` (one of :attr:`kinds`), in the order asked."""
+        if kind not in self.kinds:
+            if kind in ARRAY_SHAPES:
+                raise StoreError(
+                    f"{self.path}: the store has no {kind} array (store format {self.version}, "
+                    f"written by an older pattnet); run pattnet prepare again into a new folder "
+                    f"to add it")
+            raise StoreError(f"unknown store array {kind!r}; a store holds {', '.join(self.kinds)}")
         scalar = np.isscalar(idx)
         ids = np.atleast_1d(np.asarray(idx, dtype=np.int64))
         if ids.size and (ids.min() < 0 or ids.max() >= self.n):
             raise IndexError(f"store index out of range 0..{self.n - 1}")
-        shape = PATCH_SHAPE if kind == "patches" else HOLISTIC_SHAPE
-        out = np.empty((len(ids), *shape), dtype=np.uint8)
+        out = np.empty((len(ids), *ARRAY_SHAPES[kind]), dtype=ARRAY_DTYPES[kind])
         which = np.searchsorted(self._starts, ids, side="right") - 1
         for ci in np.unique(which):
             sel = np.nonzero(which == ci)[0]
@@ -239,11 +249,15 @@ class PatchStore:
 
     def patches(self, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 patches, (9, 100, 100, 3) for an int, (B, 9, 100, 100, 3) for an index array."""
-        return self._read("patches", idx)
+        return self.read("patches", idx)
 
     def holistic(self, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 registered faces at 200x200, (200, 200, 3) or (B, 200, 200, 3)."""
-        return self._read("holistic", idx)
+        return self.read("holistic", idx)
+
+    def mesh(self, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
+        """float32 canonical meshes, (478, 3) or (B, 478, 3); NaN where registration failed."""
+        return self.read("mesh", idx)
 
     @property
     def subjects(self) -> np.ndarray:

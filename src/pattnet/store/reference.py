@@ -41,12 +41,12 @@ def subject_references(
     max_frames: int = 500,
     block: int = 256,
 ) -> dict[str, np.ndarray]:
-    """Mean face (float32, the shape of one ``kind`` sample, 0-255 scale) of each subject.
+    """Mean ``kind`` sample (float32) of each subject: its mean face (0-255 scale) for an image
+    kind, its mean canonical mesh for ``mesh`` (frames without a mesh left out).
 
     ``usable`` (bool per store row) limits the frames used (e.g. ``store.success``).
     """
     subj = store.subjects
-    read = store.patches if kind == "patches" else store.holistic
     out: dict[str, np.ndarray] = {}
     for s in subjects:
         mine = subj == s
@@ -56,11 +56,21 @@ def subject_references(
         if len(idx) > max_frames:
             idx = idx[np.linspace(0, len(idx) - 1, max_frames).round().astype(np.int64)]
         acc: np.ndarray | None = None
+        count: np.ndarray | int = 0
         for i in range(0, len(idx), block):
-            part = read(idx[i:i + block]).astype(np.float64).sum(axis=0)
+            raw = store.read(kind, idx[i:i + block])
+            if raw.dtype.kind == "f":  # a mesh: frames without one (NaN) do not count
+                seen = np.isfinite(raw)
+                count = count + seen.sum(axis=0)
+                part = np.where(seen, raw, 0.0).astype(np.float64).sum(axis=0)
+            else:
+                count = count + len(raw)
+                part = raw.astype(np.float64).sum(axis=0)
             acc = part if acc is None else acc + part
         assert acc is not None
-        out[str(s)] = (acc / len(idx)).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = acc / count  # NaN only where no frame of the subject has a value
+        out[str(s)] = mean.astype(np.float32)
     return out
 
 

@@ -9,7 +9,6 @@ store is finalised.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,10 +17,11 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from pattnet.constants import HOLISTIC_SHAPE, HOLISTIC_SIZE, N_PATCHES, PATCH_SHAPE, PATCH_SIZE, au_name
+from pattnet.constants import HOLISTIC_SIZE, MESH_SHAPE, N_PATCHES, PATCH_SIZE, au_name
 from pattnet.errors import StoreError
 from pattnet.io.atomic import atomic_path, atomic_write_json
 from pattnet.store.layout import (
+    ARRAY_DTYPES,
     ARRAY_SHAPES,
     CHUNK_KINDS,
     CHUNKS_DIR,
@@ -31,10 +31,11 @@ from pattnet.store.layout import (
     TABLE_FILE,
     VERSION,
     array_bytes,
+    array_kinds,
     au_columns,
     chunk_path,
 )
-from pattnet.store.reader import PatchStore
+from pattnet.store.reader import PatchStore, read_meta
 
 
 def _write_header(fh: IO[str], cols: Sequence[str]) -> None:
@@ -64,9 +65,11 @@ class StoreWriter:
 
     def _existing_meta(self, meta: dict[str, Any] | None) -> dict[str, Any]:
         """The store being resumed: its chunks kept, marked incomplete again, ``meta`` updated."""
-        existing = json.loads((self.path / META_FILE).read_text())
-        if existing.get("format") != FORMAT:
-            raise StoreError(f"{self.path}: exists and is not a pattnet store")
+        existing = read_meta(self.path)
+        if int(existing.get("version", 1)) != VERSION:
+            raise StoreError(
+                f"{self.path}: a store of format {existing.get('version', 1)} (an older pattnet, "
+                "without face meshes) cannot be added to; prepare into a new folder")
         if [int(a) for a in existing["aus"]] != self.aus:
             raise StoreError(
                 f"{self.path}: existing store has AUs {existing['aus']}, not {self.aus}"
@@ -97,15 +100,14 @@ class StoreWriter:
         self.meta["n"] = int(sum(c["n"] for c in self.meta["chunks"]))
         atomic_write_json(self.path / META_FILE, self.meta)
 
-    def add_chunk(
-        self, name: str, table: pd.DataFrame, patches: np.ndarray, holistic: np.ndarray
-    ) -> None:
-        """Write one chunk: ``table`` rows (META_COLUMNS + AU columns), uint8 arrays."""
+    def add_chunk(self, name: str, table: pd.DataFrame, patches: np.ndarray,
+                  holistic: np.ndarray, mesh: np.ndarray | None = None) -> None:
+        """Write one chunk: ``table`` rows (META_COLUMNS + AU columns) and their arrays."""
         if name in self.chunk_names:
             raise StoreError(f"{self.path}: chunk {name!r} already written")
         cw = ChunkWriter(self.path, name, self.aus)
         try:
-            cw.append(table, patches, holistic)
+            cw.append(table, patches, holistic, mesh)
             n = cw.commit()
         except BaseException:
             cw.abort()
@@ -122,7 +124,7 @@ class StoreWriter:
         """
         if name in self.chunk_names:
             raise StoreError(f"{self.path}: chunk {name!r} already written")
-        for kind in ARRAY_SHAPES:
+        for kind in array_kinds(VERSION):
             f = chunk_path(self.path, name, kind)
             expected = array_bytes(kind, n)
             size = f.stat().st_size if f.is_file() else -1
@@ -205,30 +207,32 @@ class ChunkWriter:
         self._tmp = {k: self._files.enter_context(atomic_path(chunk_path(self.store, name, k)))
                      for k in reversed(CHUNK_KINDS)}
         # held open across append() calls on purpose: closed by commit() / abort()
-        self._fh = {k: open(self._tmp[k], "wb") for k in ARRAY_SHAPES}  # noqa: SIM115
+        self._fh = {k: open(self._tmp[k], "wb") for k in array_kinds(VERSION)}  # noqa: SIM115
         self._csv = open(self._tmp["csv"], "w", newline="")  # noqa: SIM115
         _write_header(self._csv, self.cols)
         self._closed = False
 
-    def append(self, table: pd.DataFrame, patches: np.ndarray, holistic: np.ndarray) -> None:
-        """Append a batch: ``table`` rows (META_COLUMNS + AU columns) and their uint8 arrays."""
+    def append(self, table: pd.DataFrame, patches: np.ndarray, holistic: np.ndarray,
+               mesh: np.ndarray | None = None) -> None:
+        """Append a batch: ``table`` rows (META_COLUMNS + AU columns), their uint8 patches and
+        holistic faces, and their canonical meshes (None: not known, stored as NaN)."""
         n = len(table)
-        patches = np.ascontiguousarray(patches, dtype=np.uint8)
-        holistic = np.ascontiguousarray(holistic, dtype=np.uint8)
-        if patches.shape != (n, *PATCH_SHAPE):
-            raise StoreError(
-                f"chunk {self.name}: patches shape {patches.shape}, expected {(n, *PATCH_SHAPE)}")
-        if holistic.shape != (n, *HOLISTIC_SHAPE):
-            raise StoreError(
-                f"chunk {self.name}: holistic shape {holistic.shape}, expected "
-                f"{(n, *HOLISTIC_SHAPE)}")
+        if mesh is None:
+            mesh = np.full((n, *MESH_SHAPE), np.nan, dtype=np.float32)
+        arrays = {"patches": patches, "holistic": holistic, "mesh": mesh}
+        for kind, a in arrays.items():
+            a = np.ascontiguousarray(a, dtype=ARRAY_DTYPES[kind])
+            if a.shape != (n, *ARRAY_SHAPES[kind]):
+                raise StoreError(f"chunk {self.name}: {kind} shape {a.shape}, expected "
+                                 f"{(n, *ARRAY_SHAPES[kind])}")
+            arrays[kind] = a
         missing = [c for c in self.cols if c not in table.columns]
         if missing:
             raise StoreError(f"chunk {self.name}: frame table lacks columns {', '.join(missing)}")
         if n == 0:
             return
-        self._fh["patches"].write(memoryview(patches).cast("B"))
-        self._fh["holistic"].write(memoryview(holistic).cast("B"))
+        for kind, a in arrays.items():
+            self._fh[kind].write(memoryview(a).cast("B"))
         table[self.cols].to_csv(self._csv, index=False, header=False)
         self.n += n
 
@@ -297,8 +301,9 @@ def write_store(
     holistic: np.ndarray,
     aus: Sequence[int],
     meta: dict[str, Any] | None = None,
+    mesh: np.ndarray | None = None,
 ) -> PatchStore:
     """Write a complete single-chunk store (tests, small tools, the demo)."""
     w = StoreWriter(path, aus, meta)
-    w.add_chunk("chunk-000000", table, patches, holistic)
+    w.add_chunk("chunk-000000", table, patches, holistic, mesh)
     return w.finalize()

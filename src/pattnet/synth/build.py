@@ -3,6 +3,7 @@ tables, the schedule video and synth.json, so that the real pipeline can run on 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from pattnet.synth.labels import (
     sample_intensities,
     sample_labels,
 )
-from pattnet.synth.render import render, sample_image_params
+from pattnet.synth.render import render, sample_image_params, sample_sensor
 from pattnet.synth.schedule import Segment, write_schedule_video
 from pattnet.synth.sources import SourceFace, load_sources
 from pattnet.synth.tables import write_csv
@@ -58,6 +59,7 @@ class _Settings:
     video: bool
     workers: int
     bundled_lfw: int
+    sensor: bool = False
 
     @property
     def target_iod(self) -> float:
@@ -132,6 +134,8 @@ class _ImageMaker:
         labels = sample_labels(rng)[0]
         inten = sample_intensities(rng, labels)
         params = sample_image_params(rng)
+        if self.cfg.sensor:  # drawn last: the draws above are the same with or without it
+            params = dataclasses.replace(params, sensor=sample_sensor(rng))
         sfs = self.sources[name]
         src = sfs[k % len(sfs)]
         im = render(src, inten, params, size=self.cfg.size, target_iod=self.cfg.target_iod)
@@ -141,7 +145,9 @@ class _ImageMaker:
         return [rel, name, str(k), *map(str, im.labels), src.origin, str(src.frame_index),
                 *(f"{im.effective[a]:.3f}" for a in AUS), *(f"{im.intensities[a]:.3f}" for a in AUS),
                 f"{p.rotation:.2f}", f"{p.scale:.3f}", f"{p.shift[0]:.3f}", f"{p.shift[1]:.3f}",
-                f"{p.gain:.3f}", f"{p.offset:.2f}"]
+                f"{p.gain:.3f}", f"{p.offset:.2f}", f"{p.sensor.exposure:.3f}",
+                *(f"{v:.3f}" for v in p.sensor.white_balance), f"{p.sensor.blur:.2f}",
+                f"{p.sensor.noise:.2f}", str(p.sensor.jpeg)]
 
 
 def _render_images(out: Path, sources: Sources, cfg: _Settings) -> list[list[str]]:
@@ -159,7 +165,8 @@ def _write_tables(out: Path, rows: list[list[str]]) -> None:
     names = [au_name(a) for a in AUS]
     det = ["path", "subject", "frame", *names, "source", "source_frame",
            *(f"I{a:02d}" for a in AUS), *(f"requested_I{a:02d}" for a in AUS),
-           "rotation", "scale", "shift_x", "shift_y", "gain", "offset"]
+           "rotation", "scale", "shift_x", "shift_y", "gain", "offset", "exposure", "wb_r",
+           "wb_g", "wb_b", "blur", "noise", "jpeg"]
     write_csv(out / DETAILS, det, rows)
     write_csv(out / MANIFEST, ["path", "subject", "session", "frame", *names],
               ([r[0], r[1], "synth", r[2], *r[_LABELS]] for r in rows))
@@ -168,7 +175,7 @@ def _write_tables(out: Path, rows: list[list[str]]) -> None:
 def _config_record(cfg: _Settings, faces: Sequence[str | Path] | None) -> dict[str, object]:
     return {"per_identity": cfg.per_identity, "frames_per_video": cfg.frames_per_video,
             "folds": cfg.folds, "size": cfg.size, "target_iod": round(cfg.target_iod, 2),
-            "fps": cfg.fps, "seconds": cfg.seconds, "video": cfg.video,
+            "fps": cfg.fps, "seconds": cfg.seconds, "video": cfg.video, "sensor": cfg.sensor,
             "intensity_range": list(INTENSITY_RANGE), "min_visible": MIN_VISIBLE,
             "faces": [str(f) for f in faces] if faces else ["bundled"]}
 
@@ -229,12 +236,14 @@ def synthesize(
     video: bool = True,
     workers: int = 1,
     bundled_lfw: int = 40,
+    sensor: bool = False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Build the controlled AU set in ``out`` and return what synth.json records.
 
     ``bundled_lfw``: how many LFW faces :func:`~pattnet.synth.sources.bundled_faces` adds when
-    ``faces`` is None.
+    ``faces`` is None. ``sensor``: each image also gets a camera's degradations
+    (:func:`~pattnet.synth.render.sample_sensor`).
 
     Deterministic given the inputs and ``seed``: image k of identity i draws from its own
     generator seeded with (seed, i, k), whatever ``workers`` is.
@@ -244,7 +253,7 @@ def synthesize(
     t0 = time.monotonic()
     out = Path(out).expanduser()
     cfg = _Settings(per_identity, frames_per_video, seed, folds, size, fps, seconds, video, workers,
-                    bundled_lfw)
+                    bundled_lfw, sensor)
     cfg.check()
     skipped: list[str] = []
     sources = _load_enough_sources(faces, cfg, skipped)

@@ -1,5 +1,7 @@
 """One synthetic image: AUs applied to a source face, then a random nuisance transform, so that
-registration has real work to undo (in-plane rotation, scale, shift and brightness change)."""
+registration has real work to undo (in-plane rotation, scale, shift and brightness change), and
+optionally what a real camera and a real file do to a picture (:class:`Sensor`: blur, noise,
+white balance, exposure, JPEG), so that a model cannot lean on the clean pixels of a render."""
 
 from __future__ import annotations
 
@@ -16,20 +18,70 @@ from pattnet.synth.furrows import shade_furrows
 from pattnet.synth.labels import AUS, MIN_VISIBLE
 from pattnet.synth.sources import SourceFace
 
-__all__ = ["ImageParams", "SynthImage", "apply_aus", "render", "sample_image_params"]
+__all__ = ["ImageParams", "Sensor", "SynthImage", "apply_aus", "apply_sensor", "render",
+           "sample_image_params", "sample_sensor"]
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """Camera and file degradations of one image, applied last, in the order a camera does:
+    exposure and white balance on linear light (gamma 2.2), lens blur (Gaussian sigma, output
+    pixels), sensor noise (std, 0-255 scale; its pattern drawn with ``seed``), JPEG (quality,
+    0 = none). The defaults change nothing."""
+
+    exposure: float = 1.0
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    blur: float = 0.0
+    noise: float = 0.0
+    jpeg: int = 0
+    seed: int = 0
+
+
+def sample_sensor(rng: np.random.Generator) -> Sensor:
+    """Exposure 0.35-1.3 (a third of the images dim), white balance +-15 % per channel, blur
+    sigma 0-1.6 px, noise 0-10, JPEG quality 25-95 (one image in five left uncompressed)."""
+    dim = rng.random() < 0.33
+    return Sensor(
+        exposure=float(rng.uniform(0.35, 0.7) if dim else rng.uniform(0.8, 1.3)),
+        white_balance=tuple(float(v) for v in rng.uniform(0.85, 1.15, 3)),  # type: ignore[arg-type]
+        blur=float(rng.uniform(0.0, 1.6)),
+        noise=float(rng.uniform(0.0, 10.0)),
+        jpeg=0 if rng.random() < 0.2 else int(rng.integers(25, 96)),
+        seed=int(rng.integers(0, 2**31)),
+    )
+
+
+def apply_sensor(rgb: np.ndarray, s: Sensor) -> np.ndarray:
+    """``rgb`` (uint8) as the camera and file of ``s`` would have recorded it."""
+    if s == Sensor():
+        return rgb
+    lin = (rgb.astype(np.float32) / 255.0) ** 2.2
+    lin *= s.exposure * np.asarray(s.white_balance, dtype=np.float32)
+    x = np.clip(lin, 0.0, 1.0) ** (1 / 2.2) * 255.0
+    if s.blur > 0.05:
+        x = cv2.GaussianBlur(x, (0, 0), s.blur)
+    if s.noise > 0:
+        x = x + np.random.default_rng(s.seed).normal(0.0, s.noise, x.shape).astype(np.float32)
+    out = np.clip(x + 0.5, 0, 255).astype(np.uint8)
+    if s.jpeg > 0:
+        ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(s.jpeg)])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    return out
 
 
 @dataclass(frozen=True)
 class ImageParams:
     """The nuisance transform of one image: in-plane rotation (deg, positive = clockwise on
-    screen), scale (1 = face IOD ``target_iod`` px), shift (fraction of the image side) and
-    brightness (gain, offset)."""
+    screen), scale (1 = face IOD ``target_iod`` px), shift (fraction of the image side),
+    brightness (gain, offset) and the camera's degradations (``sensor``)."""
 
     rotation: float = 0.0
     scale: float = 1.0
     shift: tuple[float, float] = (0.0, 0.0)
     gain: float = 1.0
     offset: float = 0.0
+    sensor: Sensor = Sensor()
 
 
 def sample_image_params(rng: np.random.Generator) -> ImageParams:
@@ -112,6 +164,7 @@ def render(
                          borderMode=cv2.BORDER_REFLECT_101)
     if params.gain != 1.0 or params.offset != 0.0:
         out = cv2.convertScaleAbs(out, alpha=params.gain, beta=params.offset)
+    out = apply_sensor(out, params.sensor)
     lm = pts[:, :2] @ m[:, :2].T + m[:, 2]
     labels = tuple(int(eff.get(a, 0.0) >= MIN_VISIBLE) for a in AUS)
     return SynthImage(out, labels, {a: float(intensities.get(a, 0.0)) for a in AUS},

@@ -19,7 +19,7 @@ from pattnet.train.parallel import (
     networks,
     split_networks,
 )
-from pattnet.train.references import run_references
+from pattnet.train.references import fold_references, run_references
 from pattnet.train.trainer import Trainer
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "networks",
     "param_groups",
     "pos_weights",
+    "fold_references",
     "run_references",
     "select_epoch",
     "split_networks",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,41 +58,50 @@ class EpochBatches(torch.utils.data.Sampler):
         return len(self._batches())
 
 
-class StoreBatches(torch.utils.data.Dataset):
-    """Maps a batch of indices to one uint8 batch (one memmap read per batch, not per frame).
+class _SubjectTable:
+    """subject -> reference, as one stacked array and a code per store row."""
 
-    With ``references`` (subject -> mean face) each batch also carries ``ref``, the reference of
-    every row's subject (person-specific normalisation, :mod:`pattnet.store.reference`).
+    def __init__(self, store: PatchStore, refs: dict[str, np.ndarray]) -> None:
+        names = sorted(refs)
+        self.refs = np.stack([refs[n] for n in names])
+        lookup = {n: i for i, n in enumerate(names)}
+        self.codes = np.array([lookup.get(s, -1) for s in store.subjects], dtype=np.int64)
+
+    def rows(self, store: PatchStore, idx: np.ndarray, kind: str) -> np.ndarray:
+        codes = self.codes[idx]
+        if (codes < 0).any():
+            raise PattnetError(f"{store.path}: no {kind} reference for subject "
+                               f"{store.subjects[idx[codes < 0][0]]!r}")
+        return self.refs[codes]
+
+
+class StoreBatches(torch.utils.data.Dataset):
+    """Maps a batch of indices to one batch of each input kind (one memmap read per batch and
+    kind, not per frame): ``x`` and ``ref`` are dicts by kind.
+
+    ``references`` (kind -> subject -> reference array): each batch also carries, per kind, the
+    reference of every row's subject (person-specific normalisation, the mesh's reference,
+    :mod:`pattnet.store.reference`).
     """
 
-    def __init__(self, store: PatchStore, kind: str, au_cols: np.ndarray,
-                 references: dict[str, np.ndarray] | None = None):
-        self.store, self.kind, self.au_cols = store, kind, au_cols
-        self.refs: np.ndarray | None = None
-        self.codes: np.ndarray | None = None
-        if references:
-            names = sorted(references)
-            self.refs = np.stack([references[n] for n in names])
-            lookup = {n: i for i, n in enumerate(names)}
-            self.codes = np.array([lookup.get(s, -1) for s in store.subjects], dtype=np.int64)
+    def __init__(self, store: PatchStore, kinds: Sequence[str], au_cols: np.ndarray,
+                 references: dict[str, dict[str, np.ndarray]] | None = None):
+        self.store, self.kinds, self.au_cols = store, tuple(kinds), au_cols
+        self.refs = {k: _SubjectTable(store, r) for k, r in (references or {}).items() if r}
 
     def __len__(self) -> int:
         return len(self.store)
 
-    def __getitem__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+    def __getitem__(self, idx: np.ndarray) -> dict[str, Any]:
         idx = np.asarray(idx, dtype=np.int64)
-        x = self.store.patches(idx) if self.kind == "patches" else self.store.holistic(idx)
-        out = {
-            "x": torch.from_numpy(x),
+        out: dict[str, Any] = {
+            "x": {k: torch.from_numpy(self.store.read(k, idx)) for k in self.kinds},
             "y": torch.from_numpy(self.store.labels[idx][:, self.au_cols].astype(np.int8)),
             "index": torch.from_numpy(idx),
         }
-        if self.refs is not None and self.codes is not None:
-            codes = self.codes[idx]
-            if (codes < 0).any():
-                raise PattnetError(f"{self.store.path}: no reference face for subject "
-                                   f"{self.store.subjects[idx[codes < 0][0]]!r}")
-            out["ref"] = torch.from_numpy(self.refs[codes])
+        if self.refs:
+            out["ref"] = {k: torch.from_numpy(t.rows(self.store, idx, k))
+                          for k, t in self.refs.items()}
         return out
 
 

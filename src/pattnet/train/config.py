@@ -34,6 +34,7 @@ class TrainConfig:
     attention_bias: bool = True
     patch: Annotated[int, Field(ge=1, le=N_PATCHES)] = 1  # single-patch baseline only
     init: Literal["authors", "pytorch"] = "authors"
+    mesh_dim: PositiveInt = 64  # pattnet-geometry / -fusion: features of the mesh branch
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 50  # global: split across DDP processes
     optimizer: Literal["sgd", "adam"] = "sgd"  # sgd = the paper; adam converges in fewer steps

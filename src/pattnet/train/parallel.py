@@ -71,7 +71,8 @@ def split_networks(nets: NetGroup, threads: int) -> list[list[tuple[nn.Module, l
     return [list(nets[i::threads]) for i in range(threads) if nets[i::threads]]
 
 
-def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor, y: torch.Tensor,
+def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor | dict[str, torch.Tensor],
+                      y: torch.Tensor,
                       pos_weight: torch.Tensor, autocast: Any, pool: Any = None) -> float:
     """Forward + backward of every independent network on one batch; returns the summed loss.
 
@@ -85,6 +86,8 @@ def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor, y: torch.Tenso
             with autocast():
                 out = net(x)
             loss = weighted_bce(out.logits, y[:, cols], pos_weight[cols])
+            for aux in out.aux:  # parts trained to predict on their own as well
+                loss = loss + weighted_bce(aux, y[:, cols], pos_weight[cols])
             loss.backward()
             total += float(loss.detach())
         return total

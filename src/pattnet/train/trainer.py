@@ -27,7 +27,7 @@ from pattnet.constants import au_name
 from pattnet.datasets.folds import make_split
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_path, atomic_write_json
-from pattnet.models.inputs import to_model_input
+from pattnet.models.inputs import model_inputs
 from pattnet.runs import RunDir
 from pattnet.runtime import init_dist, resolve_device, resolve_precision, tune_cpu_allocator
 from pattnet.store import PatchStore
@@ -37,7 +37,7 @@ from pattnet.train.config import TrainConfig
 from pattnet.train.history import select_epoch, write_history
 from pattnet.train.loss import pos_weights, weighted_bce
 from pattnet.train.parallel import backward_networks, network_pool, network_threads, networks, split_networks
-from pattnet.train.references import run_references
+from pattnet.train.references import fold_references
 
 log = logging.getLogger("pattnet.train")
 
@@ -69,6 +69,9 @@ class Trainer:
             dtype=torch.float32, device=self.device,
         )
         self._setup_networks()
+        if self._gates_from_validation():
+            gate: Any = self.model.net.gate
+            gate.requires_grad_(False)  # fitted on held-out subjects instead
         self.opt = make_optimizer(self.model, cfg)
         self._setup_batches()
         self.history: list[dict[str, Any]] = []
@@ -84,10 +87,10 @@ class Trainer:
 
     def _setup_batches(self) -> None:
         cfg = self.cfg
-        self.kind = self.model.input_kind
-        refs = (run_references(self.store, self.run_dir, cfg, self.dist, self.kind)
-                if cfg.normalize == "subject" else None)
-        self.ds = StoreBatches(self.store, self.kind, self.au_cols, refs)
+        self.kinds = self.model.input_kinds
+        refs = fold_references(self.store, self.run_dir, cfg, self.dist, self.kinds,
+                               self.data.split.train)
+        self.ds = StoreBatches(self.store, self.kinds, self.au_cols, refs)
         # global batch; EpochBatches gives each DDP rank its share of every batch
         self.sampler = EpochBatches(self.data.train, max(1, cfg.batch_size), cfg.seed, self.dist.rank,
                                     self.dist.world, True, cfg.max_batches)
@@ -105,9 +108,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return to_model_input(batch["x"], self.kind, self.cfg.mean, self.cfg.std,
-                              self.cfg.channels_last, self.device, batch.get("ref"), self.amp_dtype)
+    def _input(self, batch: dict[str, Any]) -> torch.Tensor | dict[str, torch.Tensor]:
+        return model_inputs(batch["x"], self.kinds, self.cfg.mean, self.cfg.std,
+                            self.cfg.channels_last, self.device, batch.get("ref"), self.amp_dtype)
 
     # -- checkpoints ------------------------------------------------------------------------
     def ckpt_path(self, epoch: int) -> Path:
@@ -192,6 +195,31 @@ class Trainer:
             res["attention"] = np.concatenate(atts)
         return res
 
+    def _gates_from_validation(self) -> bool:
+        """A fusion model's per-AU gates are fitted on the validation subjects, when there are
+        any (on the training frames a branch that memorises them looks perfect)."""
+        return hasattr(self.model.net, "fit_gates") and len(self.data.val) > 0
+
+    def fit_gates(self) -> None:
+        """Fit the gates on the validation frames (rank 0), the same on every DDP rank."""
+        net: Any = self.model.net
+        if self.dist.main:
+            self.model.eval()
+            sampler = EpochBatches(self.data.val, max(self.cfg.batch_size, 64), 0, shuffle=False)
+            parts, labels = [], []
+            with torch.no_grad():
+                for batch in batch_loader(self.ds, sampler, self.cfg.num_workers):
+                    with self._autocast():
+                        parts.append(net.branch_logits(self._input(batch)).float().cpu())
+                    labels.append(batch["y"])
+            y = torch.cat(labels)
+            pw = self.pos_weight.cpu()
+            net.fit_gates(torch.cat(parts), lambda z: weighted_bce(z, y, pw))
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            dist.broadcast(net.gate.data, 0)
+
     def validate(self) -> dict[str, float]:
         from pattnet.evaluate.metrics import au_metrics
 
@@ -245,6 +273,8 @@ class Trainer:
         """Train one epoch, validate it, and record it (history row, checkpoint, history.csv)."""
         t0 = time.perf_counter()
         train_loss = self.train_epoch(epoch)
+        if self._gates_from_validation():
+            self.fit_gates()
         row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
         if self.dist.main:
             row.update(self.validate())

@@ -1,0 +1,62 @@
+"""The mesh as a model input: the store keeps it, the geometry and fusion models learn from it,
+and a fusion model learns an AU that only the mesh carries as well as one only the patches do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import MOUTH_CORNERS, toy_store
+from pattnet.evaluate import evaluate_run
+from pattnet.models import create_model
+from pattnet.models.inputs import interocular_distance, mesh_input, model_inputs
+from pattnet.train import TrainConfig, train
+
+
+def test_mesh_input_is_the_displacement_in_interocular_distances():
+    ref = np.zeros((478, 3), np.float32)
+    mesh = np.zeros((2, 478, 3), np.float32)
+    mesh[0, 61, 1] = -interocular_distance() / 10  # a lip corner up by 0.1 IOD
+    mesh[1] = np.nan  # a face without a mesh: no displacement
+    d = mesh_input(mesh, ref)
+    assert d.shape == (2, 478, 3) and torch.isclose(d[0, 61, 1], torch.tensor(-0.1))
+    assert d[0].abs().sum() == pytest.approx(0.1) and (d[1] == 0).all()
+    both = model_inputs({"patches": np.zeros((2, 9, 100, 100, 3), np.uint8), "mesh": mesh},
+                        ("patches", "mesh"), references={"mesh": ref})
+    assert set(both) == {"patches", "mesh"} and both["patches"].shape == (2, 9, 3, 100, 100)
+    with pytest.raises(ValueError, match="reference mesh"):
+        model_inputs({"mesh": mesh}, ("mesh",))
+
+
+def test_fusion_gate_mixes_the_branches_per_au():
+    torch.manual_seed(0)
+    m = create_model("pattnet-fusion", aus=[1, 12]).eval()
+    x = {"patches": torch.rand(3, 9, 3, 100, 100), "mesh": torch.randn(3, 478, 3) * 0.05}
+    with torch.no_grad():
+        m.net.gate[:] = torch.tensor([30.0, -30.0])  # AU1: patches only, AU12: mesh only
+        out = m(x)
+        p = m.net.patch(x["patches"]).logits
+        g = m.net.geometry(x["mesh"]).logits
+    assert torch.allclose(out.logits[:, 0], p[:, 0]) and torch.allclose(out.logits[:, 1], g[:, 1])
+    assert out.attention.shape == (3, 2, 9)
+
+
+@pytest.mark.parametrize("model", ["pattnet-geometry", "pattnet-fusion"])
+def test_an_au_only_the_mesh_shows_is_learned(tmp_path, model):
+    """AU12 moves the lip corners and changes no pixel; AU1 is a bright square in P1 only."""
+    toy_store(tmp_path / "store", n=240, aus=[1, 12], signal_patch={1: 0},
+              mesh_signal={12: MOUTH_CORNERS}, seed=2)
+    cfg = TrainConfig(model=model, epochs=4, batch_size=10, optimizer="adam", lr=1e-3,
+                      num_workers=0, normalize="subject")
+    train(tmp_path / "store", tmp_path / "run", cfg, folds=[1], progress=False)
+    auc = evaluate_run(tmp_path / "run", write=False).pooled["auc"]
+    assert auc["AU12"] > 0.9, auc
+    if model == "pattnet-fusion":
+        assert auc["AU01"] > 0.9, auc  # the texture-only AU too
+        from pattnet.checkpoint import export_run, load_checkpoint
+
+        ck = load_checkpoint(export_run(tmp_path / "run", tmp_path / "m.pt").path)
+        share = ck.model.net.gates().numpy()  # share of the patch branch per AU
+        assert share[0] > share[1], share  # AU1 leans on the patches, AU12 on the mesh
+        assert ck.mesh_reference.shape == (478, 3) and ck.input_kinds == ("patches", "mesh")

@@ -127,6 +127,7 @@ def describe(model_file: Path, exp, ev, r: dict, took: dict[str, float]) -> dict
 def real_face_results(model_file: Path) -> dict:
     """The posed photos and the still face of benchmarks/real_faces.py, as recorded numbers."""
     import real_faces
+
     from pattnet.detect import Detector
 
     res: dict = {"what": "real posed photos of ../shared/data/faces (expected AUs from the "

@@ -10,6 +10,8 @@ Prints the machine, then frames/s of
   (``pattnet-multilabel``, all AUs in one network);
 * the same with the paper's 12 per-AU networks (``pattnet``), on the first ``--per-au-frames``
   frames (it is about 10x slower, see below);
+* the fusion model (``pattnet-fusion``: the multi-label network plus the mesh branch) and the
+  bundled model (``pattnet-geometry`` on the mesh alone, the file shipped in the package);
 
 and, as its last line, ``fps: X`` for the multi-label model.
 
@@ -59,10 +61,10 @@ def main() -> int:
     import torch
     from _common import machine
 
-    from pattnet.checkpoint import save_checkpoint
+    from pattnet.checkpoint import bundled_model_path, save_checkpoint
     from pattnet.detect import Detector, default_threads, default_workers, frame_count
     from pattnet.models import create_model
-    from pattnet.registration import register_video
+    from pattnet.registration import load_template, register_video
 
     workers = args.workers or default_workers("cpu")
     threads = args.threads or default_threads(workers)
@@ -74,7 +76,8 @@ def main() -> int:
     print(f"video: {args.video.name}, {n_video} frames; {workers} model worker(s) x "
           f"{threads} torch thread(s), batch "
           f"{args.batch_size}, precision {args.precision}")
-    print("weights: untrained (seeded), exported with pattnet.checkpoint.save_checkpoint")
+    print("weights: untrained (seeded), exported with pattnet.checkpoint.save_checkpoint; "
+          "the bundled model as shipped")
 
     def best(fn, repeats: int) -> tuple[float, int]:
         rates = []
@@ -96,11 +99,18 @@ def main() -> int:
     results = {}
     fps_reg, n_reg = best(registration, args.repeats)
     print(f"registration alone (decode + register): {fps_reg:.1f} frames/s ({n_reg} frames)")
-    for name, frames in (("pattnet-multilabel", args.frames), ("pattnet", args.per_au_frames)):
+    prior = load_template().points  # the mesh reference a model of the mesh carries
+    for name, frames in (("pattnet-multilabel", args.frames), ("pattnet", args.per_au_frames),
+                         ("pattnet-fusion", args.frames), ("bundled", args.frames)):
         if name == "pattnet" and not args.per_au_frames:
             continue
         torch.manual_seed(0)
-        ck = save_checkpoint(tmp / f"{name}.pt", create_model(name))
+        if name == "bundled":
+            ck = bundled_model_path()
+        else:
+            model = create_model(name)
+            ck = save_checkpoint(tmp / f"{name}.pt", model,
+                                 mesh_reference=prior if "mesh" in model.input_kinds else None)
         det = Detector(ck, batch_size=args.batch_size, precision=args.precision, threads=threads,
                        workers=workers)
 
@@ -112,7 +122,8 @@ def main() -> int:
 
         fps, n = best(run, args.repeats)
         results[name] = fps
-        label = "12 per-AU networks (paper)" if name == "pattnet" else "multi-label"
+        label = {"pattnet": "12 per-AU networks (paper)", "pattnet-fusion": "patches + mesh",
+                 "bundled": "pattnet-geometry, mesh only, trained"}.get(name, "multi-label")
         print(f"detect end to end, {name} ({label}): {fps:.1f} frames/s ({n} frames, "
               f"{'bf16' if det.amp_dtype == torch.bfloat16 else 'fp32'})")
         det.close()

@@ -11,7 +11,8 @@ inside pattnet):
   it, ``false alarms`` antagonists at or above it;
 * **still face**: one photo (single_face.jpg) as a 3 s clip with camera noise, 1 px of shake
   and JPEG re-encoding per frame; nothing in the face changes, so every AU's output should too:
-  ``switches/s`` (occurrence turning on or off) and the std of each probability;
+  ``switches/s`` (the reported occurrence, ``*_c``, turning on or off) and the std of each
+  probability;
 * **videos** (WolfgangLanger_Pexels.mp4: one woman, many expressions; single_face.mp4: a man
   talking and smiling): per AU the switches per second and the median length of an "on" run,
   mean over AUs; a detector that flickers has many switches and short runs.
@@ -102,8 +103,8 @@ def stability(det, path: Path) -> dict[str, float]:
     df = df[(df["success"] == 1) & (df["face_id"] == 0)].sort_values("frame")
     fps = probe_video(path).rate or 25.0
     switches, runs, stds = [], [], []
-    for i, au in enumerate(det.aus):
-        on = (df[f"AU{au:02d}_p"].to_numpy() >= det.threshold[i]).astype(np.int8)
+    for au in det.aus:
+        on = df[f"AU{au:02d}_c"].to_numpy().astype(np.int8)  # what the detector reports
         switches.append(np.abs(np.diff(on)).sum() / max(len(on) / fps, 1e-9))
         stds.append(float(df[f"AU{au:02d}_p"].std()))
         edges = np.flatnonzero(np.diff(np.r_[0, on, 0]))

@@ -224,3 +224,20 @@ def test_saved_and_reloaded_checkpoint_detects_identically(faces_dir, tmp_path):
         pb = [f.prob for fr in b.stream(photo) for f in fr.faces]
         pd.testing.assert_frame_equal(a.detect(photo), b.detect(photo))
     assert len(pa) == len(pb) == 1 and np.array_equal(pa[0], pb[0])
+
+
+def test_occurrence_holds_until_the_probability_clearly_crosses_back():
+    from pattnet.detect.occurrence import Occurrence
+    from pattnet.detect.schema import FaceResult, FrameResult, frame_rows
+
+    occ = Occurrence(np.array([0.5]), margin=0.1)
+    seq = [0.45, 0.55, 0.61, 0.52, 0.45, 0.41, 0.39, 0.55, 0.59, 0.65]
+    want = [0, 0, 1, 1, 1, 1, 0, 0, 0, 1]
+    got = []
+    for i, p in enumerate(seq):
+        fr = FrameResult(i, i / 25, [FaceResult(0, True, 1.0, 0, 0, 0, (0, 0, 1, 1), np.array([p]))])
+        got.append(int(frame_rows(occ.update(fr), np.array([0.5]))[0][-1]))
+    assert got == want
+    plain = Occurrence(np.array([0.5]), margin=0.0)
+    fr = FrameResult(0, 0.0, [FaceResult(0, True, 1.0, 0, 0, 0, (0, 0, 1, 1), np.array([0.52]))])
+    assert plain.update(fr).faces[0].occurrence.tolist() == [True]

@@ -143,3 +143,18 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path):
     torch.save({"epoch": 1, "model": model.state_dict(), "optimizer": {}}, tmp_path / "train.pt")
     with pytest.raises(CheckpointError, match="pattnet export"):
         read_checkpoint(tmp_path / "train.pt")
+
+
+def test_fp16_export_halves_the_file_and_keeps_the_probabilities(trained_run, tmp_path):
+    from pattnet.models.inputs import to_model_input
+
+    assert main(["export", str(trained_run), "--out", str(tmp_path / "full.pt")]) == 0
+    assert main(["export", str(trained_run), "--out", str(tmp_path / "half.pt"), "--fp16"]) == 0
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    a, b = load_checkpoint(full), load_checkpoint(half)
+    assert all(v.dtype == torch.float32 for v in b.model.state_dict().values() if v.is_floating_point())
+    x = to_model_input(_patches(), a.input_kind)
+    with torch.inference_mode():
+        pa, pb = torch.sigmoid(a.model(x).logits), torch.sigmoid(b.model(x).logits)
+    assert torch.allclose(pa, pb, atol=5e-3)

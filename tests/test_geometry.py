@@ -60,3 +60,41 @@ def test_an_au_only_the_mesh_shows_is_learned(tmp_path, model):
         share = ck.model.net.gates().numpy()  # share of the patch branch per AU
         assert share[0] > share[1], share  # AU1 leans on the patches, AU12 on the mesh
         assert ck.mesh_reference.shape == (478, 3) and ck.input_kinds == ("patches", "mesh")
+
+
+def test_prior_share_feeds_some_training_faces_the_population_reference(tmp_path):
+    from pattnet.store import PatchStore
+    from pattnet.train.batches import StoreBatches
+
+    st: PatchStore = toy_store(tmp_path / "s", n=40, aus=[12])
+    own = {s: np.full((478, 3), float(i), np.float32) for i, s in enumerate(sorted(set(st.subjects)))}
+    prior = np.full((478, 3), -1.0, np.float32)
+    ds = StoreBatches(st, ("mesh",), np.array([0]), {"mesh": own}, {"mesh": prior}, 0.5, seed=3)
+    idx = np.arange(40)
+    a, b = ds[idx]["ref"]["mesh"], ds[idx]["ref"]["mesh"]
+    assert torch.equal(a, b)  # the same rows for the same batch: a resumed run sees the same
+    swapped = (a[:, 0, 0] == -1).numpy()
+    assert 0.2 < swapped.mean() < 0.8
+    kept = [own[s][0, 0] for s in st.subjects[idx[~swapped]]]
+    assert np.array_equal(a[~swapped, 0, 0].numpy(), np.array(kept))
+
+
+def test_fusion_model_on_a_video_calibrates_each_input_kind(tmp_path, faces_dir):
+    """A subject-normalised fusion model: the detector keeps a running reference per face for
+    the patches and for the mesh; the first frames wait for them."""
+    from pattnet.checkpoint import export_run, load_checkpoint
+    from pattnet.detect import Detector
+    from pattnet.detect.calibration import Calibration
+
+    st = toy_store(tmp_path / "store", n=48, aus=(1, 12), signal_patch={1: 0},
+                   mesh_signal={12: MOUTH_CORNERS})
+    cfg = TrainConfig(model="pattnet-fusion", epochs=1, batch_size=16, num_workers=0,
+                      normalize="subject")
+    run = train(st.path, tmp_path / "run", cfg, folds=[1], progress=False)
+    ck = load_checkpoint(export_run(run, tmp_path / "m.pt").path, check_template=False)
+    cal = Calibration.for_source(ck, faces_dir / "single_face.mp4", 10, 10.0)
+    assert sorted(cal._running) == ["mesh", "patches"]
+    with Detector(ck, workers=1, calibration_frames=10) as det:
+        df = det.detect(faces_dir / "single_face.mp4", max_frames=20)
+    assert len(df) == 20 and df["success"].all()
+    assert np.isfinite(df[["AU01_p", "AU12_p"]].to_numpy()).all()

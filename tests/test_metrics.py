@@ -115,3 +115,13 @@ def test_mean_attention():
     assert np.isnan(out[2]).all()
     # Shared attention (N, 9) is one row.
     assert mean_attention(att[:, 0]).shape == (1, 9)
+
+
+def test_f1_thresholds_pick_the_best_cut_on_coded_frames():
+    from pattnet.evaluate import f1_thresholds
+
+    prob = np.array([[0.9, 0.2], [0.7, 0.6], [0.65, 0.1], [0.3, 0.8], [0.2, 0.3]])
+    label = np.array([[1, 0], [1, -1], [0, 0], [0, 0], [0, 0]])
+    thr = f1_thresholds(prob, label, [1, 12])
+    assert 0.65 < thr[0] <= 0.7  # both positives above, the negative at 0.65 below
+    assert thr[1] == 0.5  # AU12 has no coded positive: the default

@@ -193,6 +193,11 @@ def test_bp4d_layout_missing_and_unreadable_images(tmp_path, frames):
     good = st.table.index[st.table["success"] == 1]
     assert len(good) >= 5, "real faces should register"
     assert all(st.patches(int(i)).std() > 5 for i in good)
+    # the canonical mesh of every registered face, NaN where there was none
+    mesh = st.mesh(np.arange(len(st)))
+    assert np.isfinite(mesh[good]).all() and np.isnan(mesh[bad]).all()
+    iod = np.linalg.norm(mesh[good][:, 473, :2] - mesh[good][:, 468, :2], axis=1)
+    assert (abs(iod - 96) < 10).all(), iod  # pose and scale removed: the canonical frame
 
     rep = report(out)
     kinds = set(zip(rep["subject"], rep["kind"], strict=True))

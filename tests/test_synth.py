@@ -276,7 +276,7 @@ def test_csv_fields_round_trip_for_awkward_source_paths(tmp_path, astronaut):
         ["path", "subject", "frame", *names, "source", "source_frame"]
         + [f"I{a:02d}" for a in AUS] + [f"requested_I{a:02d}" for a in AUS]
         + ["rotation", "scale", "shift_x", "shift_y", "gain", "offset", "exposure", "wb_r",
-           "wb_g", "wb_b", "blur", "noise", "jpeg"])
+           "wb_g", "wb_b", "blur", "noise", "jpeg", "jaw_drop"])
     man = pd.read_csv(out / "manifest.csv")
     assert list(man.columns) == ["path", "subject", "session", "frame", *names]
     assert det["path"].tolist() == man["path"].tolist() and len(man) == 2

@@ -7,6 +7,7 @@ layout) and never imports ``pattnet.train``: exporting a model must not need the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,14 +130,17 @@ def export_run(
     out: str | Path,
     fold: int | None = None,
     epoch: int | None = None,
-    threshold: float | None = None,
+    threshold: float | Sequence[float] | None = None,
     weights_dtype: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Turn a training run directory into one deployable checkpoint file.
 
     ``fold`` None picks one with :func:`choose_fold`; ``epoch`` None takes the fold's selected
-    epoch (``selected.json``). ``threshold`` None takes the run's own (``run.json``, the value
-    its F1 was computed at). ``weights_dtype="float16"`` halves the file (the bundled model).
+    epoch (``selected.json``). ``threshold`` (one for all AUs, or one per AU) None takes the
+    run's own (``run.json``, the value its F1 was computed at). ``weights_dtype="float16"``
+    halves the file. ``provenance`` replaces entries of the recorded ``source`` (the run and store
+    paths, say, for a file that must not depend on where it was built).
     """
     rd = RunDir(run_dir)
     cfg, info = _read_run(rd)
@@ -151,12 +155,13 @@ def export_run(
     if epoch is None:
         epoch, criterion, value = _selected_epoch(fd)
     model = _trained_model(fd, epoch, cfg, aus)
-    thr = float(cfg["threshold"]) if threshold is None else threshold
+    thr = float(cfg["threshold"]) if threshold is None else threshold  # one, or one per AU
     fold_subjects = info.get("fold_subjects") or []
     source = {"run": str(rd.path.resolve()), "fold": int(fold), "epoch": int(epoch),
               "criterion": criterion, "value": value, "fold_choice": reason,
               "dataset": info.get("dataset"), "store": info.get("store"),
-              "test_subjects": list(fold_subjects[fold - 1]) if len(fold_subjects) >= fold else None}
+              "test_subjects": list(fold_subjects[fold - 1]) if len(fold_subjects) >= fold else None,
+              **(provenance or {})}
     normalize = str(cfg["normalize"])
     kinds = model.input_kinds
     test = source["test_subjects"]
@@ -164,7 +169,7 @@ def export_run(
     reference = (_population_reference(rd, test, image)
                  if normalize == "subject" and image is not None else None)
     mesh_reference = _population_reference(rd, test, "mesh") if "mesh" in kinds else None
-    path = save_checkpoint(out, model, threshold=float(thr), mean=float(cfg["mean"]),
+    path = save_checkpoint(out, model, threshold=thr, mean=float(cfg["mean"]),
                            std=float(cfg["std"]), source=source, normalize=normalize,
                            reference=reference, mesh_reference=mesh_reference,
                            weights_dtype=weights_dtype)

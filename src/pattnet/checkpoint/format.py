@@ -38,6 +38,7 @@ you runs no pickled code. Layout (``format_version`` 1)::
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 from collections.abc import Sequence
@@ -48,7 +49,7 @@ from typing import Any
 import torch
 
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import atomic_path
+from pattnet.io.atomic import atomic_write_bytes
 
 FORMAT = "pattnet-checkpoint"
 FORMAT_VERSION = 1
@@ -209,8 +210,11 @@ def save_checkpoint(
                            template_version=template_version, source=source,
                            normalize=normalize, reference=reference,
                            mesh_reference=mesh_reference, weights_dtype=weights_dtype)
-    with atomic_path(p) as tmp:
-        torch.save(data, tmp)
+    # Through memory rather than a temporary file: torch.save names the archive inside the file
+    # after the file, so a temporary name would make the same model give different bytes.
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    atomic_write_bytes(p, buf.getvalue())
     return p
 
 

@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="models trained with person-specific normalisation: video frames "
                              "read to build the person's reference face before the first is "
                              "scored (default 60)")
+    parser.add_argument("--hysteresis", type=float, default=0.1, metavar="M",
+                        help="videos: an AU turns on at its threshold + M and off below its "
+                             "threshold - M, so that jitter does not make it flicker (default "
+                             "0.1; 0 = the bare threshold)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -178,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
                    max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, workers=args.workers, threads=args.threads,
-                   calibration_frames=args.calibration_frames)
+                   calibration_frames=args.calibration_frames, hysteresis=args.hysteresis)
     args.out.mkdir(parents=True, exist_ok=True)
     outcome = _Outcome(len(sources))
     try:

@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the CSV only, not the registered frames")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML/TOML file with RegistrationConfig fields")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a RegistrationConfig field")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                        metavar="KEY=VALUE", help="override RegistrationConfig fields (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

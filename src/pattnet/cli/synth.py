@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensor", action="store_true",
                         help="also degrade each image as a camera and a file would (exposure, "
                              "white balance, blur, noise, JPEG)")
+    parser.add_argument("--jaw", type=float, default=0.0, metavar="SHARE",
+                        help="share of images whose mouth is also opened (a jaw drop, not "
+                             "labelled: a dropped jaw is none of the 12 AUs; default 0)")
     parser.add_argument("--lfw", type=int, default=40, metavar="N",
                         help="bundled faces: how many of scikit-image's LFW faces to add "
                              "(default 40, at most 100)")
@@ -52,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
         args.out, args.faces, per_identity=args.per_identity,
         frames_per_video=args.frames_per_video, seed=args.seed, folds=args.folds,
         size=args.size, fps=args.fps, seconds=args.seconds, video=not args.no_video,
-        workers=args.workers, sensor=args.sensor, bundled_lfw=args.lfw,
+        workers=args.workers, sensor=args.sensor, bundled_lfw=args.lfw, jaw=args.jaw,
     )
     return 0

@@ -16,8 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", type=int, default=None, help="single-patch baseline: 1..9")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--config", default=None, help="YAML/TOML file overriding TrainConfig fields")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. --set lr=0.01 precision=fp32")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config fields, e.g. --set lr=0.01 precision=fp32 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue a killed run from checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

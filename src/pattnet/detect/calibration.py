@@ -40,14 +40,13 @@ class Calibration:
         or a webcam)."""
         if checkpoint.normalize != "subject":
             return cls(None, 0)
-        from pattnet.io import is_video
+        from pattnet.detect.sources import is_moving
         from pattnet.store.reference import RunningReference
 
         priors = {k: checkpoint.mesh_reference if k == "mesh" else checkpoint.reference
                   for k in checkpoint.input_kinds}
         running = {k: RunningReference(prior, prior_weight) for k, prior in priors.items()}
-        moving = isinstance(source, int) or is_video(source)
-        return cls(running, frames if moving else 0)
+        return cls(running, frames if is_moving(source) else 0)
 
     def ready(self, item: _Item) -> list[_Item]:
         """Items ready to score once ``item`` has arrived, each with its references."""

@@ -19,9 +19,10 @@ import numpy as np
 
 from pattnet.constants import au_name
 from pattnet.detect.calibration import Calibration
+from pattnet.detect.occurrence import Occurrence
 from pattnet.detect.pipeline import FrameProducer, InOrderScorer, consume, score_items
 from pattnet.detect.schema import FrameResult, frame_rows, to_dataframe
-from pattnet.detect.sources import check_source, default_threads, default_workers
+from pattnet.detect.sources import check_source, default_threads, default_workers, is_moving
 from pattnet.detect.writers import DetectionFiles, DetectSummary, progress_bar
 from pattnet.errors import PattnetError
 
@@ -47,6 +48,9 @@ class Detector:
     later frames use the running mean of the frames so far. ``prior_weight``: how many frames
     the training population's mean face counts for in that mean. A photo has only itself, so it
     is scored against (mostly) the population mean: less accurate than a video of the person.
+    ``hysteresis``: in a video an AU turns on at its threshold plus this and off below its
+    threshold minus this (:mod:`pattnet.detect.occurrence`), so that jitter near the threshold
+    does not make it flicker; 0 uses the bare threshold, as for a photo.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class Detector:
         workers: int | None = None,
         calibration_frames: int = 60,
         prior_weight: float = 10.0,
+        hysteresis: float = 0.1,
     ) -> None:
         from pattnet.runtime import resolve_device, resolve_precision
 
@@ -91,6 +96,9 @@ class Detector:
             raise PattnetError("calibration frames and prior weight must be 0 or more")
         self.calibration_frames = int(calibration_frames)
         self.prior_weight = float(prior_weight)
+        if not 0.0 <= hysteresis < 0.5:
+            raise PattnetError(f"hysteresis must lie in [0, 0.5), got {hysteresis}")
+        self.hysteresis = float(hysteresis)
         self._image_registrar: Any = None
         self._lock = threading.Lock()
 
@@ -207,8 +215,10 @@ class Detector:
         scorer = InOrderScorer(partial(score_items, predict=self.predict), self.workers)
         calibration = Calibration.for_source(self.checkpoint, source, self.calibration_frames,
                                              self.prior_weight)
+        occurrence = Occurrence(self.threshold, self.hysteresis if is_moving(source) else 0.0)
         try:
-            yield from consume(producer, scorer, calibration, self.batch_size, live)
+            for fr in consume(producer, scorer, calibration, self.batch_size, live):
+                yield occurrence.update(fr)
         finally:
             producer.close()
             scorer.close()

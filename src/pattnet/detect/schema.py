@@ -3,9 +3,11 @@
 One row per frame and face, in the style of OpenFace 2.0 (``frame, timestamp, face_id, success,
 confidence, pitch, yaw, roll, AU01_p ... AU01_c ...``). A frame without a face keeps a row with
 ``success=0`` and empty values; ``*_p`` is the probability, ``*_c`` is 1 when the probability
-reaches the model's threshold for that AU. Values are rounded (probabilities to 4 decimals,
-confidence 3, pose 2, time 4) identically in the DataFrame and the CSV, so the DataFrame returned
-by :meth:`pattnet.detect.Detector.detect` equals :func:`read_detections` of the CSV.
+reaches the model's threshold for that AU (in a video, with a margin around it: an AU stays on
+until its probability has clearly fallen back, :mod:`pattnet.detect.occurrence`). Values are
+rounded (probabilities to 4 decimals, confidence 3, pose 2, time 4) identically in the DataFrame
+and the CSV, so the DataFrame returned by :meth:`pattnet.detect.Detector.detect` equals
+:func:`read_detections` of the CSV.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class FaceResult:
     bbox: tuple[float, float, float, float]
     prob: np.ndarray | None = None
     attention: np.ndarray | None = None
+    occurrence: np.ndarray | None = None  # (A,) bool when decided over time; else prob >= thr
 
 
 @dataclass
@@ -74,7 +77,10 @@ def frame_rows(fr: FrameResult, threshold: np.ndarray) -> list[list[Any]]:
             rows.append(head + [math.nan] * (2 * n))
             continue
         p = [round(float(v), PROB_DECIMALS) for v in f.prob]
-        c = [1.0 if pv >= th else 0.0 for pv, th in zip(p, threshold, strict=True)]
+        if f.occurrence is not None:
+            c = [1.0 if on else 0.0 for on in f.occurrence]
+        else:
+            c = [1.0 if pv >= th else 0.0 for pv, th in zip(p, threshold, strict=True)]
         rows.append(head + p + c)
     return rows
 

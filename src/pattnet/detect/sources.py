@@ -56,6 +56,13 @@ def check_source(source: str | Path | int) -> None:
                            "or a video file)")
 
 
+def is_moving(source: str | Path | int) -> bool:
+    """A video or a camera: frames in time, one face followed across them (not a photo)."""
+    from pattnet.io import is_video
+
+    return isinstance(source, int) or is_video(source)
+
+
 def default_workers(device_type: str = "cpu") -> int:
     """Model batches scored at once: 2 on a CPU (see :class:`pattnet.detect.Detector`), 1 on a GPU."""
     if device_type == "cuda":
@@ -68,4 +75,5 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-__all__ = ["check_source", "default_threads", "default_workers", "frame_count", "frame_rate"]
+__all__ = ["check_source", "default_threads", "default_workers", "frame_count", "frame_rate",
+           "is_moving"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pattnet.evaluate.cells import patch_columns
 from pattnet.evaluate.compare import Comparison, compare_runs
 from pattnet.evaluate.evaluation import evaluate_run, write_eval
-from pattnet.evaluate.metrics import au_metrics, mean_attention
+from pattnet.evaluate.metrics import au_metrics, f1_thresholds, mean_attention
 from pattnet.evaluate.result import EvalResult
 from pattnet.evaluate.run import (
     MODEL_ORDER,
@@ -36,6 +36,7 @@ __all__ = [
     "FoldPredictions",
     "RunInfo",
     "au_metrics",
+    "f1_thresholds",
     "compare_runs",
     "evaluate_run",
     "find_folds",

@@ -159,3 +159,27 @@ def mean_attention(attention: np.ndarray, mask: np.ndarray | None = None) -> np.
     with np.errstate(invalid="ignore", divide="ignore"):
         out = total / count
     return np.where(count > 0, out, np.nan)
+
+
+def f1_thresholds(prob: np.ndarray, label: np.ndarray, aus: Sequence[int],
+                  grid: np.ndarray | None = None, default: float = 0.5) -> np.ndarray:
+    """Per AU, the threshold (from ``grid``, default 0.05..0.95) that maximises F1 on ``prob``
+    and ``label`` (coded frames only); ``default`` where an AU has no positive frame.
+
+    Why: a detector's thresholds should come from held-out predictions (validation subjects,
+    or the out-of-fold test predictions of cross-validation), never from the data it is then
+    scored on.
+    """
+    prob, label = _check(prob, label, aus)
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2) if grid is None else np.asarray(grid)
+    out = np.full(len(aus), float(default))
+    for j in range(len(aus)):
+        coded = label[:, j] >= 0
+        y = label[coded, j] == 1
+        if not y.any():
+            continue
+        pred = prob[coded, j][:, None] >= grid[None, :]  # (frames, thresholds)
+        tp = (pred & y[:, None]).sum(0)
+        f1 = 2 * tp / np.maximum(pred.sum(0) + y.sum(), 1)
+        out[j] = float(grid[int(np.argmax(f1))])
+    return out

@@ -31,6 +31,8 @@ from pattnet.synth.face_frame import N_MESH, boundary_distance, smoothstep, temp
 
 __all__ = [
     "DEFORMATIONS",
+    "INNER_LIPS",
+    "NUISANCE",
     "REGIONS",
     "AUDeformation",
     "Furrow",
@@ -134,6 +136,10 @@ class Furrow:
 # inner lip contour pairs (upper, lower), image left to right: AU24 presses them together
 _INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402),
                     (310, 318), (415, 324))
+#: The mouth opening's outline: the inner upper lip left to right, then the inner lower lip
+#: back, between the corners 78 and 308.
+INNER_LIPS: tuple[int, ...] = (78, *(u for u, _ in _INNER_LIP_PAIRS), 308,
+                               *(lo for _, lo in reversed(_INNER_LIP_PAIRS)))
 
 
 def _press_lips(face: np.ndarray) -> np.ndarray:
@@ -270,8 +276,18 @@ DEFORMATIONS: dict[int, AUDeformation] = {
                       furrows=(Furrow(((-0.26, 1.00), (-0.12, 0.97), (0.0, 0.97), (0.12, 0.97), (0.26, 1.00)),
                                0.55, mirror=False),
                         Furrow(((-0.24, 1.47), (0.0, 1.51), (0.24, 1.47)), 0.55, mirror=False))),
+        # Not one of the AUs synth labels (:data:`~pattnet.synth.labels.AUS`): a nuisance motion,
+        # the open mouth of talking and surprise, so that a model learns that a dropped jaw is
+        # not a lower-face AU. The opening is drawn dark (``shade_mouth``).
+        AUDeformation(26, "jaw drop", "mandible lowered, lips parted, chin and lower lip down, "
+                      "the lip corners drawn down with the jaw", "mouth",
+                      (Pull((0.0, 1.75), (0.95, 0.72), (0.0, 0.22, 0.0), mirror=False),
+                       Pull((0.0, 1.40), (0.42, 0.14), (0.0, 0.04, 0.0), mirror=False),
+                       Pull((-0.33, 1.23), (0.24, 0.24), (0.0, 0.07, 0.0)))),
     )
 }
+#: Deformations applied without a label: motions a face makes that are none of the labelled AUs.
+NUISANCE: tuple[int, ...] = (26,)
 
 
 @cache

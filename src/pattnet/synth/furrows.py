@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from pattnet.registration.template import load_template
-from pattnet.synth.deformations import DEFORMATIONS
+from pattnet.synth.deformations import DEFORMATIONS, INNER_LIPS
 from pattnet.synth.face_frame import template_face
 
-__all__ = ["shade_furrows"]
+__all__ = ["shade_furrows", "shade_mouth"]
 
 #: A stroke located on the template: (triangle index (M,), barycentric weights (M, 3), depth, width).
 Anchor = tuple[np.ndarray, np.ndarray, float, float]
@@ -125,3 +125,33 @@ def shade_furrows(image: np.ndarray, points: np.ndarray, effective: dict[int, fl
     if not strokes:
         return image
     return _draw(image, strokes)
+
+
+def shade_mouth(image: np.ndarray, points: np.ndarray, iod: float) -> np.ndarray:
+    """Draw the mouth opening between the inner lips of ``points`` (478, 2+) dark, as the mouth
+    cavity looks, with edges softened over about 2 % of the IOD; a closed mouth is unchanged.
+
+    Why: the warp can part the lips but has no pixels for the cavity between them, so it would
+    stretch lip colour across the opening.
+    """
+    poly = np.asarray(points, dtype=np.float64)[list(INNER_LIPS), :2]
+    x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 4
+    x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 5
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 <= x0 or y1 <= y0:
+        return image
+    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+    if mask.sum() < 4:  # the lips touch: nothing to draw
+        return image
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.02 * iod))[:, :, None]
+    out = image.copy()
+    roi = out[y0:y1, x0:x1].astype(np.float32)
+    cavity = np.array(_CAVITY, np.float32) * (roi.mean() / 128.0)  # as lit as the face around it
+    out[y0:y1, x0:x1] = np.clip(np.rint(roi * (1 - mask) + cavity * mask), 0, 255).astype(image.dtype)
+    return out
+
+
+#: The colour of the mouth cavity (RGB) at the mid-grey exposure of a face.
+_CAVITY = (52.0, 22.0, 24.0)

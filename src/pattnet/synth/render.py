@@ -14,12 +14,15 @@ import numpy as np
 from pattnet.registration.template import IRIS_LEFT, IRIS_RIGHT, load_template
 from pattnet.registration.warp import piecewise_affine_warp
 from pattnet.synth.deformations import deform_mesh
-from pattnet.synth.furrows import shade_furrows
+from pattnet.synth.furrows import shade_furrows, shade_mouth
 from pattnet.synth.labels import AUS, MIN_VISIBLE
 from pattnet.synth.sources import SourceFace
 
-__all__ = ["ImageParams", "Sensor", "SynthImage", "apply_aus", "apply_sensor", "render",
-           "sample_image_params", "sample_sensor"]
+#: The jaw drop (AU26), drawn with a dark mouth opening; synth applies it unlabelled.
+JAW_DROP = 26
+
+__all__ = ["JAW_DROP", "ImageParams", "Sensor", "SynthImage", "apply_aus", "apply_sensor",
+           "render", "sample_image_params", "sample_jaw_drop", "sample_sensor"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,16 @@ def sample_sensor(rng: np.random.Generator) -> Sensor:
         jpeg=0 if rng.random() < 0.2 else int(rng.integers(25, 96)),
         seed=int(rng.integers(0, 2**31)),
     )
+
+
+def sample_jaw_drop(rng: np.random.Generator, share: float, labels: np.ndarray
+                    ) -> dict[int, float]:
+    """An open mouth for a ``share`` of the images, at intensity 0.3-1, never with the lips
+    pressed or tightened (AU23, AU24: a closed mouth is what they are)."""
+    on = rng.random() < share
+    k = float(rng.uniform(0.3, 1.0))
+    closed = any(labels[AUS.index(a)] for a in (23, 24))
+    return {JAW_DROP: k} if on and not closed else {}
 
 
 def apply_sensor(rgb: np.ndarray, s: Sensor) -> np.ndarray:
@@ -107,6 +120,7 @@ class SynthImage:
     effective: dict[int, float]
     landmarks: np.ndarray
     params: ImageParams
+    jaw_drop: float = 0.0  # effective intensity of the unlabelled open mouth
 
 
 def apply_aus(
@@ -130,6 +144,8 @@ def apply_aus(
     out = source.rgb.copy()
     np.copyto(out, warped, where=mask.astype(bool)[:, :, None])
     out = shade_furrows(out, new_pts, eff, ff.source_iod, source.visible)
+    if eff.get(JAW_DROP, 0.0) > 0:
+        out = shade_mouth(out, new_pts, ff.source_iod)
     return out, new_pts, eff
 
 
@@ -168,4 +184,5 @@ def render(
     lm = pts[:, :2] @ m[:, :2].T + m[:, 2]
     labels = tuple(int(eff.get(a, 0.0) >= MIN_VISIBLE) for a in AUS)
     return SynthImage(out, labels, {a: float(intensities.get(a, 0.0)) for a in AUS},
-                      {a: float(eff.get(a, 0.0)) for a in AUS}, lm.astype(np.float32), params)
+                      {a: float(eff.get(a, 0.0)) for a in AUS}, lm.astype(np.float32), params,
+                      float(eff.get(JAW_DROP, 0.0)))

@@ -81,13 +81,20 @@ class StoreBatches(torch.utils.data.Dataset):
 
     ``references`` (kind -> subject -> reference array): each batch also carries, per kind, the
     reference of every row's subject (person-specific normalisation, the mesh's reference,
-    :mod:`pattnet.store.reference`).
+    :mod:`pattnet.store.reference`). With ``priors`` (kind -> population reference) and
+    ``prior_share`` > 0, that share of the rows gets the population reference instead, as a
+    photo of an unknown person does at detection; which rows depends only on the batch's
+    indices and ``seed``, so a resumed run sees the same.
     """
 
     def __init__(self, store: PatchStore, kinds: Sequence[str], au_cols: np.ndarray,
-                 references: dict[str, dict[str, np.ndarray]] | None = None):
+                 references: dict[str, dict[str, np.ndarray]] | None = None,
+                 priors: dict[str, np.ndarray] | None = None, prior_share: float = 0.0,
+                 seed: int = 0):
         self.store, self.kinds, self.au_cols = store, tuple(kinds), au_cols
         self.refs = {k: _SubjectTable(store, r) for k, r in (references or {}).items() if r}
+        self.priors = priors or {}
+        self.prior_share, self.seed = float(prior_share), int(seed)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -100,8 +107,14 @@ class StoreBatches(torch.utils.data.Dataset):
             "index": torch.from_numpy(idx),
         }
         if self.refs:
-            out["ref"] = {k: torch.from_numpy(t.rows(self.store, idx, k))
-                          for k, t in self.refs.items()}
+            refs = {k: t.rows(self.store, idx, k) for k, t in self.refs.items()}
+            if self.prior_share > 0 and len(idx):
+                rng = np.random.default_rng([self.seed, *idx[:8].tolist()])
+                unknown = rng.random(len(idx)) < self.prior_share
+                for k, prior in self.priors.items():
+                    if k in refs:
+                        refs[k][unknown] = prior
+            out["ref"] = {k: torch.from_numpy(v) for k, v in refs.items()}
         return out
 
 

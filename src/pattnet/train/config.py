@@ -50,6 +50,9 @@ class TrainConfig:
     # (pattnet.store.reference), labels unused; detect then calibrates on the video it is given
     normalize: Normalize = "global"
     reference_frames: PositiveInt = 500  # frames per subject averaged for its reference
+    # normalize=subject: share of training faces fed against the population's reference instead
+    # of their own person's, as a photo of an unknown person is at detection (0 = the paper)
+    prior_share: Share = 0.0
     seed: NonNegativeInt = SPLIT_SEED
     folds: Annotated[int, Field(ge=2)] = N_FOLDS
     dataset: str | None = None  # bp4d | disfa use the published folds; None = store.json's

@@ -31,6 +31,7 @@ from pattnet.models.inputs import model_inputs
 from pattnet.runs import RunDir
 from pattnet.runtime import init_dist, resolve_device, resolve_precision, tune_cpu_allocator
 from pattnet.store import PatchStore
+from pattnet.store.reference import population_reference
 from pattnet.train.batches import EpochBatches, StoreBatches, batch_loader, fold_indices
 from pattnet.train.build import fold_model, make_optimizer
 from pattnet.train.config import TrainConfig
@@ -91,6 +92,12 @@ class Trainer:
         refs = fold_references(self.store, self.run_dir, cfg, self.dist, self.kinds,
                                self.data.split.train)
         self.ds = StoreBatches(self.store, self.kinds, self.au_cols, refs)
+        # training batches may stand some faces against the population reference instead
+        self.train_ds = self.ds
+        if cfg.prior_share > 0 and cfg.normalize == "subject":
+            priors = {k: population_reference(r, self.data.split.train) for k, r in refs.items()}
+            self.train_ds = StoreBatches(self.store, self.kinds, self.au_cols, refs, priors,
+                                         cfg.prior_share, cfg.seed)
         # global batch; EpochBatches gives each DDP rank its share of every batch
         self.sampler = EpochBatches(self.data.train, max(1, cfg.batch_size), cfg.seed, self.dist.rank,
                                     self.dist.world, True, cfg.max_batches)
@@ -144,7 +151,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
         self.sampler.set_epoch(epoch)
-        loader = batch_loader(self.ds, self.sampler, self.cfg.num_workers)
+        loader = batch_loader(self.train_ds, self.sampler, self.cfg.num_workers)
         total, n_batches = 0.0, len(self.sampler)
         bar = _progress(n_batches, f"fold {self.fold} epoch {epoch}/{self.cfg.epochs}",
                         self.progress and self.dist.main, unit="batch")

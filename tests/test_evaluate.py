@@ -202,7 +202,7 @@ def test_errors(tmp_path):
     with pytest.raises(PattnetError, match="run.json is missing"):
         evaluate_run(tmp_path / "empty")
     run = make_run(tmp_path, folds=())
-    with pytest.raises(PattnetError, match="no predictions"):
+    with pytest.raises(PattnetError, match="no finished fold"):
         evaluate_run(run)
     run = make_run(tmp_path, name="bad", folds=(1,))
     (run / "fold1" / "predictions.npz").write_bytes(b"not a zip")
@@ -253,4 +253,4 @@ def test_cli(tmp_path, capsys):
     bare = make_run(tmp_path, "bare", folds=())
     assert main(["evaluate", str(bare)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no predictions" in err
+    assert err.count("\n") == 1 and "no finished fold" in err

@@ -63,8 +63,14 @@ class FoldDir:
 
     @property
     def finished(self) -> bool:
-        """Training wrote the test predictions, its last step."""
-        return self.predictions.is_file()
+        """The one rule every stage uses: training chose the epoch (``selected.json``) and wrote
+        its test predictions, its last two steps. A fold lacking either is unfinished for
+        ``evaluate``, ``export`` and ``report`` alike."""
+        return self.selected.is_file() and self.predictions.is_file()
+
+    def unfinished_reason(self) -> str:
+        missing = [p.name for p in (self.selected, self.predictions) if not p.is_file()]
+        return f"{self.path}: fold not finished (no {' or '.join(missing)}); resume its training"
 
     def read_selected(self) -> dict[str, Any] | None:
         """``selected.json`` (the epoch chosen on validation subjects), None when absent."""

@@ -48,12 +48,12 @@ def choose_fold(run_dir: str | Path, select_metric: str = "f1") -> tuple[int, st
     rd = RunDir(run_dir)
     found: list[tuple[int, float | None]] = []
     for fd in rd.folds():
-        sel = fd.read_selected()
+        sel = fd.read_selected() if fd.finished else None
         if sel is not None:
             found.append((fd.number, _finite(sel.get("value"))))
     if not found:
-        raise PattnetError(f"{rd.path}: no finished fold (no foldK/selected.json); finish training "
-                           "or pass --fold K --epoch N")
+        raise PattnetError(f"{rd.path}: no finished fold (foldK/selected.json and "
+                           "predictions.npz); finish training or pass --fold K --epoch N")
     found.sort()
     scored = [(f, v) for f, v in found if v is not None]
     if not scored:
@@ -87,10 +87,9 @@ def _fold(rd: RunDir, fold: int) -> FoldDir:
 
 def _selected_epoch(fd: FoldDir) -> tuple[int, str | None, float | None]:
     """The epoch chosen on the fold's validation subjects, with its criterion and value."""
-    sel = fd.read_selected()
+    sel = fd.read_selected() if fd.finished else None
     if sel is None:
-        raise PattnetError(f"{fd.path}: fold not finished (no selected.json); pass --epoch N to "
-                           "export a given epoch")
+        raise PattnetError(f"{fd.unfinished_reason()}, or pass --epoch N to export a given epoch")
     return int(sel["epoch"]), sel.get("criterion"), sel.get("value")
 
 

@@ -33,11 +33,16 @@ you runs no pickled code. Layout (``format_version`` 1)::
     state_dict       {name: tensor}
     weights_dtype    "float16"          (optional) floating weights stored at half precision to
                                         make the file small; loaded back into float32
+    weights_sha256   hex digest         of every tensor above (names, types, shapes, bytes):
+                                        :func:`read_checkpoint` refuses a file whose weights no
+                                        longer match it (a disk or copy error inside the file
+                                        that still loads). Files written before it have none.
     source           {run, fold, epoch, criterion, value, ...}   provenance, free-form
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import pickle
@@ -166,6 +171,7 @@ def checkpoint_dict(
             raise CheckpointError(f"weights_dtype must be float16 or None, got {weights_dtype!r}")
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         extra["weights_dtype"] = weights_dtype
+    extra["weights_sha256"] = weights_digest({"state_dict": state, **extra})
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -218,25 +224,55 @@ def save_checkpoint(
     return p
 
 
-def _first_line(exc: BaseException, default: str) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else default
+def weights_digest(data: dict[str, Any]) -> str:
+    """SHA-256 over every tensor of a checkpoint dict (the state dict and the references), by
+    name, type, shape and bytes: what a file's ``weights_sha256`` must equal."""
+    h = hashlib.sha256()
+
+    def add(name: str, t: torch.Tensor) -> None:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+    for k in sorted(data.get("state_dict", {})):
+        add(f"state_dict.{k}", data["state_dict"][k])
+    for k in ("reference", "mesh_reference"):
+        if isinstance(data.get(k), torch.Tensor):
+            add(k, data[k])
+    return h.hexdigest()
+
+
+def _first_sentence(exc: BaseException, default: str) -> str:
+    """The cause's first sentence, whole: never a message cut in the middle of a word."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else default
+    return text.split(". ")[0].rstrip(".")
+
+
+#: How the files torch.save writes begin: a zip archive (torch >= 1.6), or the legacy pickle.
+_MAGIC = (b"PK\x03\x04", b"\x80\x02")
 
 
 def _torch_load(p: Path) -> Any:
     """``torch.load`` with ``weights_only=True``; each way it fails becomes one clear line."""
+    with p.open("rb") as fh:
+        head = fh.read(4)
+    if not head.startswith(_MAGIC):
+        raise CheckpointError(f"{p}: not a model file (not a file PyTorch wrote; make one with "
+                              "'pattnet export RUN --out model.pt')")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = _first_line(exc, "")
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{p}: refused: the file contains pickled Python objects, not only weights "
                 "(pattnet loads models with weights_only=True)") from exc
-        raise CheckpointError(f"{p}: damaged or not a model file ({first[:120]})") from exc
-    except Exception as exc:  # zip/EOF/magic-number errors from torch.load vary by version
-        first = _first_line(exc, type(exc).__name__)
-        raise CheckpointError(f"{p}: damaged or not a model file ({first[:120]})") from exc
+        raise CheckpointError(f"{p}: damaged model file ({_first_sentence(exc, 'unreadable')})"
+                              ) from exc
+    except Exception as exc:  # zip/EOF errors from torch.load vary by version
+        why = _first_sentence(exc, type(exc).__name__)
+        if "zip" in why.lower() or "central directory" in why.lower():
+            why = "the archive is incomplete or damaged: truncated by a copy or a full disk?"
+        raise CheckpointError(f"{p}: damaged model file ({why})") from exc
 
 
 def _check_file(p: Path) -> None:
@@ -283,4 +319,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     _check_file(p)
     data = _torch_load(p)
     _check_layout(p, data)
+    want = data.get("weights_sha256")
+    if want is not None and weights_digest(data) != want:
+        raise CheckpointError(f"{p}: damaged model file: its weights no longer match the "
+                              "checksum written with them (a disk or copy error?); export it again")
     return data

@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pattnet.cli.outcome import Outcome, named
+
 HELP = "detect action units in videos, images, folders or a webcam (CSV, overlay video, plot)"
 
 
@@ -60,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos: an AU turns on at its threshold + M and off below its "
                              "threshold - M, so that jitter does not make it flicker (default "
                              "0.1; 0 = the bare threshold)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results of the same name in DIR (default: keep them and "
+                             "write the new ones beside them, e.g. clip-2.csv)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -101,44 +106,15 @@ def _sources(args: argparse.Namespace) -> tuple[list[Path | int], list[str]]:
     return list(paths), output_stems(paths)
 
 
-class _Outcome:
-    """What happened to each input: the exit code and the closing lines come from here."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.failed: list[str] = []
-        self.incomplete: list[str] = []  # CSV written, but the input stopped early (damaged video)
-
-    def skip(self, src: Path | int, msg: str) -> None:
-        from pattnet.errors import PattnetError
-
-        if self.n == 1:
-            raise PattnetError(msg)
-        print(f"pattnet: skipped: {msg}", file=sys.stderr)
-        self.failed.append(str(src))
-
-    def exit_code(self) -> int:
-        from pattnet.errors import PattnetError
-
-        if self.failed and len(self.failed) == self.n:
-            raise PattnetError(f"no input could be processed ({len(self.failed)} failed)")
-        if not (self.failed or self.incomplete):
-            return 0
-        if self.n > 1:
-            print(f"pattnet: {len(self.failed) + len(self.incomplete)} of {self.n} input(s) had "
-                  "problems: " + ", ".join(self.failed + self.incomplete), file=sys.stderr)
-        return 1
-
-
 def _detect_one(det, src: Path | int, stem: str, args: argparse.Namespace,
-                outcome: _Outcome) -> bool:
+                outcome: Outcome) -> bool:
     """Detect one input into its files; False when the user interrupted (stop the rest)."""
     from pattnet.errors import PattnetError
     from pattnet.io import is_image, is_video
 
     if isinstance(src, Path) and not (is_video(src) or is_image(src)):
-        outcome.skip(src, f"{src}: unsupported file type '{src.suffix or src.name}' (expected "
-                          "an image or a video file)")
+        outcome.fail(src, f"unsupported file type '{src.suffix or src.name}' (expected an image "
+                          "or a video file)")
         return True
     overlay = None
     if args.overlay is not None:
@@ -148,14 +124,19 @@ def _detect_one(det, src: Path | int, stem: str, args: argparse.Namespace,
     plot = args.out / f"{stem}_timeline.png" if args.plot else None
     try:
         s = det.detect_to_files(src, args.out / f"{stem}.csv", overlay=overlay, plot=plot,
-                                max_frames=args.max_frames, progress=not args.no_progress)
+                                max_frames=args.max_frames, progress=not args.no_progress,
+                                overwrite=args.overwrite)
     except PattnetError as exc:
-        outcome.skip(src, str(exc))
+        outcome.fail(src, str(exc))
         return True
     if s.problem:
-        print(f"pattnet: incomplete: {s.problem}", file=sys.stderr)
-        if not s.interrupted:
-            outcome.incomplete.append(str(src))
+        if s.interrupted:
+            print(f"pattnet: incomplete: {named(src, s.problem)}", file=sys.stderr)
+        else:
+            outcome.stopped_early(src, s.problem)
+    if s.renamed_from is not None:
+        print(f"pattnet: note: {s.renamed_from} holds another run's result; kept it and wrote "
+              f"{s.csv.name} beside it (--overwrite replaces it)", file=sys.stderr)
     extra = "".join(f", {p}" for p in (s.overlay, s.plot) if p is not None)
     print(f"{src if isinstance(src, Path) else f'camera {src}'}: {s.frames} frame(s), "
           f"{s.faces} face(s), {s.fps:.1f} frames/s -> {s.csv}{extra}")
@@ -177,14 +158,15 @@ def _print_photo(det, csv: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pattnet.detect import Detector
+    from pattnet.io.atomic import ensure_output_dir
 
     sources, stems = _sources(args)
+    ensure_output_dir(args.out)
     det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
                    max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, workers=args.workers, threads=args.threads,
                    calibration_frames=args.calibration_frames, hysteresis=args.hysteresis)
-    args.out.mkdir(parents=True, exist_ok=True)
-    outcome = _Outcome(len(sources))
+    outcome = Outcome(len(sources))
     try:
         for src, stem in zip(sources, stems, strict=True):
             if not _detect_one(det, src, stem, args, outcome):

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pattnet.cli.outcome import Outcome
+
 HELP = "register faces (images, folders, videos) into the paper's canonical 512x512 frame"
 
 
@@ -26,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the Figure 2 picture of the 9 patches per face")
     parser.add_argument("--no-images", action="store_true",
                         help="write the CSV only, not the registered frames")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results of the same name in DIR (default: keep them and "
+                             "write the new ones beside them, e.g. clip-2.csv, clip-2/)")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML/TOML file with RegistrationConfig fields")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
@@ -36,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pattnet.config import load_config
     from pattnet.errors import PattnetError
     from pattnet.io import expand_inputs, output_stems
+    from pattnet.io.atomic import ensure_output_dir
     from pattnet.patches import save_patch_figure
     from pattnet.registration import Registrar, RegistrationConfig
     from pattnet.registration.output import register_to_files
@@ -47,26 +53,22 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"max_faces={args.max_faces}")
     cfg = load_config(RegistrationConfig, args.config, overrides)
     paths = expand_inputs(args.inputs)
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed: list[str] = []
+    ensure_output_dir(args.out)
+    outcome = Outcome(len(paths))
     with Registrar(cfg, static_image_mode=True) as image_reg:
         for path, stem in zip(paths, output_stems(paths), strict=True):
             try:
                 s = register_to_files(path, stem, args.out, cfg, image_reg,
                                       images=not args.no_images,
-                                      picture=save_patch_figure if args.patches else None)
+                                      picture=save_patch_figure if args.patches else None,
+                                      overwrite=args.overwrite)
             except PattnetError as exc:
-                print(f"pattnet: skipped: {exc}", file=sys.stderr)
-                failed.append(str(path))
+                outcome.fail(path, str(exc))
                 continue
             if s.problem:
-                print(f"pattnet: incomplete: {s.problem}", file=sys.stderr)
-                failed.append(str(path))
+                outcome.stopped_early(path, s.problem)
+            if s.stem != stem:
+                print(f"pattnet: note: {args.out / stem} holds another run's result; kept it and "
+                      f"wrote {s.stem} beside it (--overwrite replaces it)", file=sys.stderr)
             print(f"{path}: {s.frames} frame(s), {s.faces} face(s) -> {s.csv}")
-    if failed and len(failed) == len(paths):
-        raise PattnetError(f"no input could be registered ({len(failed)} failed)")
-    if failed:
-        print(f"pattnet: {len(failed)} of {len(paths)} input(s) had problems: "
-              + ", ".join(failed), file=sys.stderr)
-        return 1
-    return 0
+    return outcome.exit_code()

@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pattnet.config import load_config
     from pattnet.errors import PattnetError
+    from pattnet.runs import RunDir
     from pattnet.train import TrainConfig, train
 
     overrides = list(args.set)
@@ -38,8 +39,18 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"patch={args.patch}")
     if args.epochs is not None:
         overrides.append(f"epochs={args.epochs}")
-    cfg = load_config(TrainConfig, args.config, overrides)
-    folds = "all" if args.fold == "all" else [int(f) for f in str(args.fold).split(",")]
+    cfg: TrainConfig | None = load_config(TrainConfig, args.config, overrides)
+    saved = RunDir(args.out).config
+    if args.resume and saved.is_file():
+        if args.config:
+            raise PattnetError(f"--config {args.config}: --resume continues the run with the "
+                               f"settings it was started with ({saved})")
+        # the saved settings, with the overrides given: train() refuses any that change them
+        cfg = load_config(TrainConfig, saved, overrides) if overrides else None
+    try:
+        folds = "all" if args.fold == "all" else [int(f) for f in str(args.fold).split(",")]
+    except ValueError as exc:
+        raise PattnetError(f"--fold {args.fold!r}: expected 1, 2, 3 (comma-separated) or all") from exc
     run_dir = train(args.store, args.out, cfg, folds=folds, resume=args.resume,
                     progress=not args.no_progress)
     print(f"run written to {run_dir}; next: pattnet evaluate {run_dir}")

@@ -268,6 +268,7 @@ class Detector:
         max_frames: int | None = None,
         progress: bool = True,
         on_frame: Callable[[FrameResult], None] | None = None,
+        overwrite: bool = False,
     ) -> DetectSummary:
         """Stream one input to a CSV (written as it goes), and optionally an overlay and a plot.
 
@@ -276,10 +277,15 @@ class Detector:
         partial file and never a half-written ``csv_path``. A damaged video or Ctrl-C (on a file) ends the
         CSV with a ``# stopped after frame N: ...`` line and keeps it; Ctrl-C is how a webcam run
         ends, so there it just closes the table.
+
+        A finished file already at one of these names (an earlier run's, or another process's
+        writing the same names at the same time) is never replaced unless ``overwrite``: the new
+        files take the next free names (``clip-2.csv``), and the summary's ``csv`` and
+        ``renamed_from`` say so.
         """
         check_source(source)
         files = DetectionFiles(source, csv_path, self.aus, self.threshold, overlay=overlay,
-                               plot=plot)
+                               plot=plot, overwrite=overwrite)
         frames = self.stream(source, max_frames=max_frames, keep_frames=files.overlay is not None)
         return files.write(frames, max_frames=max_frames, progress=progress, on_frame=on_frame)
 

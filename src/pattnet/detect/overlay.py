@@ -19,7 +19,7 @@ import numpy as np
 
 from pattnet.constants import au_name
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import atomic_path, atomic_write_bytes, publish, unique_tmp
+from pattnet.io.atomic import publish_as, unique_tmp
 
 _ON = (235, 64, 52)  # RGB: AU present (probability >= threshold)
 _OFF = (190, 190, 190)
@@ -133,23 +133,24 @@ class OverlayWriter:
             st.bit_rate = 4_000_000
         self._stream = st
 
-    def close(self) -> Path | None:
-        """Finish the file and move it into place; None when no frame was written."""
+    def close(self, overwrite: bool = True) -> Path | None:
+        """Finish the file and move it into place (beside another run's file of that name,
+        unless ``overwrite``); the name it got, None when no frame was written."""
         if self.image:
             if self._last is None:
                 return None
             ok, buf = cv2.imencode(self.path.suffix, self._last[:, :, ::-1])
             if not ok:  # pragma: no cover
                 raise PattnetError(f"{self.path}: could not encode the overlay image")
-            atomic_write_bytes(self.path, buf.tobytes())
-            return self.path
+            self._tmp.write_bytes(buf.tobytes())
+            return publish_as(self._tmp, self.path, overwrite=overwrite)
         if self._container is None:
             return None
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
         self._container = None
-        return publish(self._tmp, self.path)
+        return publish_as(self._tmp, self.path, overwrite=overwrite)
 
     def abort(self) -> None:
         if self._container is not None:
@@ -161,7 +162,7 @@ class OverlayWriter:
 
 
 def plot_timeline(df: Any, aus: Sequence[int], threshold: np.ndarray, path: str | Path,
-                  title: str = "") -> Path:
+                  title: str = "", overwrite: bool = True) -> Path:
     """PNG of AU probabilities over time (one row per AU, one line per face, threshold dashed,
     frames at/above it shaded); for a single frame (a photo) a bar chart per face instead."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -176,9 +177,12 @@ def plot_timeline(df: Any, aus: Sequence[int], threshold: np.ndarray, path: str 
         fig = _timeline(df, faces, aus, threshold)
     fig.suptitle(f"AU probabilities{': ' + title if title else ''}", fontsize=10)
     FigureCanvasAgg(fig)
-    with atomic_path(path) as tmp:
+    tmp = unique_tmp(path)
+    try:
         fig.savefig(tmp, format="png", dpi=100)
-    return path
+        return publish_as(tmp, path, overwrite=overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _bar_chart(ok: Any, faces: list[int], aus: list[int], threshold: np.ndarray) -> Any:

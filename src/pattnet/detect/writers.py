@@ -27,6 +27,7 @@ FLUSH_EVERY = 32  # frames: a crash loses at most ~one batch of rows
 class DetectSummary:
     source: str
     csv: Path
+    renamed_from: Path | None = None  # the name asked for, when another run's table held it
     frames: int = 0
     faces: int = 0
     seconds: float = 0.0
@@ -52,6 +53,13 @@ def _total(source: str | Path | int, max_frames: int | None) -> int | None:
     return max_frames if n is None else min(n, max_frames)
 
 
+def _beside(asked: Path, got: Path, target: Path) -> Path:
+    """``target`` renamed the way the table was (``asked`` -> ``got``) when it is named after it."""
+    if asked == got or not target.name.startswith(asked.stem):
+        return target
+    return target.with_name(got.stem + target.name[len(asked.stem):])
+
+
 def progress_bar(source: str | Path | int, max_frames: int | None, enabled: bool) -> Any:
     """A frame counter for ``source`` (a no-op one when not ``enabled``)."""
     from tqdm.auto import tqdm
@@ -61,11 +69,13 @@ def progress_bar(source: str | Path | int, max_frames: int | None, enabled: bool
 
 
 class CsvTable:
-    """A detection CSV that grows under a partial name and takes its name only when complete."""
+    """A detection CSV that grows under a partial name and takes its name only when complete;
+    a finished table already there is replaced only with ``overwrite``, else the new one takes
+    the next free name beside it (``clip-2.csv``)."""
 
-    def __init__(self, path: Path, header: Sequence[str]) -> None:
+    def __init__(self, path: Path, header: Sequence[str], overwrite: bool = False) -> None:
         self.path = path
-        self._file = GrowingFile(path)
+        self._file = GrowingFile(path, overwrite=True, apart=not overwrite)
         self.partial = self._file.partial
         self._header = list(header)
         self._fh: IO[str] | None = None
@@ -88,10 +98,11 @@ class CsvTable:
         assert self._fh is not None
         self._fh.flush()
 
-    def commit(self) -> None:
-        """Make the rows durable, then give the table its name."""
+    def commit(self) -> Path:
+        """Make the rows durable, then give the table its name; returns the name it got."""
         self._fh = None
-        self._file.commit()
+        self.path = self._file.commit()
+        return self.path
 
     def abort(self, keep: bool) -> None:
         """Close after a failure; the partial file stays only when ``keep`` (rows written)."""
@@ -104,13 +115,14 @@ class DetectionFiles:
 
     def __init__(self, source: str | Path | int, csv_path: str | Path, aus: Sequence[int],
                  threshold: np.ndarray, *, overlay: str | Path | None = None,
-                 plot: str | Path | None = None) -> None:
+                 plot: str | Path | None = None, overwrite: bool = False) -> None:
         self.source = source
         self.aus = list(aus)
         self.threshold = threshold
         path = Path(csv_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.table = CsvTable(path, columns(self.aus))
+        self.table = CsvTable(path, columns(self.aus), overwrite)
+        self.overwrite = overwrite
         self.overlay: Any = None
         if overlay is not None:
             from pattnet.detect.overlay import OverlayWriter
@@ -128,7 +140,7 @@ class DetectionFiles:
         try:
             self.table.open()
             self._write_frames(frames, bar, on_frame)
-            self.table.commit()
+            final = self.table.commit()
         except BaseException:
             # nothing useful written: do not leave an empty partial file behind
             self.table.abort(keep=self.summary.frames > 0)
@@ -138,6 +150,9 @@ class DetectionFiles:
         finally:
             bar.close()
         self.summary.seconds = time.perf_counter() - t0
+        if final != self.summary.csv:  # another run's table holds the name: ours went beside it
+            self.summary.renamed_from = self.summary.csv
+            self.summary.csv = final
         self._finish_pictures()
         return self.summary
 
@@ -165,8 +180,8 @@ class DetectionFiles:
         except DecodeError as exc:
             if exc.frames_read == 0 or s.frames == 0:
                 raise
-            s.problem = str(exc)
-            self.table.comment(f"stopped after frame {last}: {exc}")
+            s.problem = exc.stopped()
+            self.table.comment(s.problem)
         except KeyboardInterrupt:
             if s.frames == 0:
                 raise
@@ -175,14 +190,21 @@ class DetectionFiles:
                 s.problem = f"interrupted after frame {last}"
                 self.table.comment(f"stopped after frame {last}: interrupted")
 
+    def _beside_table(self, target: Path) -> Path:
+        asked = self.summary.renamed_from
+        return target if asked is None else _beside(asked, self.summary.csv, target)
+
     def _finish_pictures(self) -> None:
+        """The overlay and the plot, named like the table (``clip-2.csv`` -> ``clip-2_...``)."""
         if self.overlay is not None:
-            self.summary.overlay = self.overlay.close()
+            self.overlay.path = self._beside_table(self.overlay.path)
+            self.summary.overlay = self.overlay.close(overwrite=self.overwrite)
         if self.plot is not None and self.summary.frames:
             from pattnet.detect.overlay import plot_timeline
 
             self.summary.plot = plot_timeline(read_detections(self.table.path), self.aus,
-                                              self.threshold, self.plot,
+                                              self.threshold, self._beside_table(Path(self.plot)),
+                                              overwrite=self.overwrite,
                                               title=source_label(self.source))
 
 

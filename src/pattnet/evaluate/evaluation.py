@@ -45,9 +45,10 @@ def evaluate_run(
     have, missing = find_folds(run)
     if not have:
         relative = RunDir("")  # names relative to the run folder
-        expect = join(str(relative.fold(f).predictions) for f in (run.folds or (1, 2, 3)))
+        expect = join(f"{relative.fold(f).selected} and {relative.fold(f).predictions}"
+                      for f in (run.folds or (1, 2, 3)))
         raise PattnetError(
-            f"no predictions in {run.path}: expected {expect} (has training finished?)"
+            f"no finished fold in {run.path}: expected {expect} (has training finished?)"
         )
     folds = _FoldResults(run, thr)
     for f in have:

@@ -54,23 +54,89 @@ def publish(tmp: Path, path: Path, *, overwrite: bool = True) -> Path:
     try:
         if overwrite:
             os.replace(tmp, path)
-            return path
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
+        elif not _link_new(tmp, path):
             raise OutputExistsError(f"{path}: already exists (written by another run); not "
-                                    "replaced") from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
-                                 errno.EMLINK):
-                raise
-            if path.exists():
-                raise OutputExistsError(f"{path}: already exists (written by another run); not "
-                                        "replaced") from None
-            os.replace(tmp, path)
+                                    "replaced")
         return path
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> bool:
+    """Give ``tmp``'s file the name ``path`` too, unless ``path`` exists: False then. Atomic where
+    the file system has hard links; elsewhere an existence check before the rename."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                             errno.EMLINK):
+            raise
+        if path.exists():
+            return False
+        os.replace(tmp, path)
+        return True
+
+
+def apart(path: Path, k: int) -> Path:
+    """The ``k``-th name beside ``path`` (``clip.csv`` -> ``clip-2.csv``, k >= 2)."""
+    return path if k < 2 else path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+def publish_apart(tmp: Path, path: Path, tries: int = 1000) -> Path:
+    """Give ``tmp`` the name ``path``, or, when a finished file already holds it, the first free
+    one of ``path-2``, ``path-3``, ...: never replaces anything, also when another process
+    publishes at the same moment (each try is an atomic no-clobber link). Returns the name."""
+    try:
+        for k in range(1, tries + 1):
+            if _link_new(tmp, apart(path, k)):
+                return apart(path, k)
+        raise OutputExistsError(f"{path}: {tries} files of this name exist already")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def publish_as(tmp: Path, path: Path, *, overwrite: bool) -> Path:
+    """:func:`publish` (``overwrite``: replace what is there) or :func:`publish_apart` (never
+    replace: take the next free name); returns the name the file got."""
+    return publish(tmp, path) if overwrite else publish_apart(tmp, path)
+
+
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse, in one line, an output folder this process could not create or write in, without
+    creating anything (a run that then fails on its inputs leaves no empty folder behind)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise PattnetError(f"{p}: {flag} names a file, not a folder; choose another {flag}")
+    probe_in = p if p.exists() else next((a for a in p.absolute().parents if a.exists()), None)
+    if probe_in is None or not probe_in.is_dir():
+        raise PattnetError(f"{p}: cannot create this {flag} folder ({probe_in} is not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pattnet-write-test.", dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PattnetError(f"{p}: cannot write {'in this' if probe_in == p else 'this'} {flag} "
+                           f"folder ({exc.strerror or exc})") from exc
+    return p
+
+
+def ensure_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as a folder this process can write in, created if need be; otherwise one line
+    naming it and saying why (a file of that name, no permission, a read-only disk)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise PattnetError(f"{p}: {flag} names a file, not a folder; choose another {flag}")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".pattnet-write-test.", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PattnetError(f"{p}: cannot write in this {flag} folder ({exc.strerror or exc})") from exc
+    return p
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
@@ -118,14 +184,17 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
 
 class GrowingFile:
     """A text file that grows under a name of its own (``<name>.<pid>-<token>.partial``) and
-    takes its final name only when complete.
+    takes its final name only when complete: replacing what is there (``overwrite``), refusing
+    to (``overwrite=False``), or taking the next free name beside it (``apart``, see
+    :func:`publish_apart`; :meth:`commit` returns the name it got).
 
     Why not :func:`atomic_path`: a long job (detection of a long video) should leave the rows
     written so far readable when it dies, so the partial file is visible and kept on request.
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = True) -> None:
+    def __init__(self, path: str | Path, *, overwrite: bool = True, apart: bool = False) -> None:
         self.path = Path(path)
+        self.apart = apart
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(
             f"{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
@@ -144,6 +213,8 @@ class GrowingFile:
         os.fsync(fh.fileno())
         fh.close()
         self._fh = None
+        if self.apart:
+            return publish_apart(self.partial, self.path)
         return publish(self.partial, self.path, overwrite=self.overwrite)
 
     def abort(self, keep: bool) -> Path | None:

@@ -46,6 +46,10 @@ class DecodeError(PattnetError):
         super().__init__(message)
         self.frames_read = frames_read
 
+    def stopped(self) -> str:
+        """What every output of a damaged input says about it: where it stopped, and why."""
+        return f"stopped after frame {self.frames_read - 1}: {self}"
+
 
 def is_video(path: str | Path) -> bool:
     """True for a file whose extension is a video container's (decided by name, not content)."""

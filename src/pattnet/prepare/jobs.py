@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -50,6 +51,25 @@ def sessions_digest(keys: Sequence[tuple[str, str]]) -> str:
     h = hashlib.sha1()
     for s, t in sorted(keys):
         h.update(f"{s}\x1f{t}\n".encode())
+    return h.hexdigest()
+
+
+def session_fingerprint(records: Sequence[Any]) -> str:
+    """Fingerprint of what a session's chunk is made from: every record (frame, source, decoded
+    frame, labels) and each source file's size and modification time. A label edited in place
+    or an image replaced under the same name changes it; reading it costs one stat per file."""
+    h = hashlib.sha1()
+    seen: set[str] = set()
+    for r in records:
+        h.update(f"{r.frame}|{r.source}|{r.source_frame}|{r.labels}\n".encode())
+        src = str(r.source)
+        if src not in seen:
+            seen.add(src)
+            try:
+                st = os.stat(src)
+                h.update(f"{src}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{src}|missing\n".encode())
     return h.hexdigest()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pattnet.errors import PattnetError
-from pattnet.store import is_store, read_meta
+from pattnet.store import CHUNKS_DIR, META_FILE, is_store, read_meta
 
 LOCK_NAME = ".prepare.lock"
 
@@ -25,16 +25,37 @@ def store_lock(path: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not on Windows
         yield
         return
-    path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / LOCK_NAME, "w")  # noqa: SIM115 - held for the whole block
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fh = open(path / LOCK_NAME, "w")  # noqa: SIM115 - held for the whole block
+    except OSError as exc:
+        raise PattnetError(f"{path}: cannot write this store folder ({exc.strerror or exc})") from exc
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise PattnetError(f"{path}: another pattnet prepare is writing this store") from exc
-        yield
+        try:
+            yield
+        except BaseException:
+            if created:
+                _remove_if_unused(path)
+            raise
     finally:
         fh.close()
+
+
+def _remove_if_unused(path: Path) -> None:
+    """A store folder this run created and then failed in before any chunk was recorded: take
+    away what the run put there, so the corrected retry finds no debris."""
+    if is_store(path) and read_meta(path).get("chunks"):
+        return  # work was recorded: keep it for the resume
+    for name in (LOCK_NAME, META_FILE):
+        (path / name).unlink(missing_ok=True)
+    for sub in (path / CHUNKS_DIR, path):
+        with contextlib.suppress(OSError):  # not empty: something else is there, keep it
+            sub.rmdir()
 
 
 def existing_store_meta(out: Path) -> dict[str, Any] | None:

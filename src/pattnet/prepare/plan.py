@@ -17,7 +17,14 @@ from typing import Any
 
 from pattnet.datasets import LOGGER_NAME
 from pattnet.errors import PattnetError
-from pattnet.prepare.jobs import SessionJob, chunk_name, jsonable, problem_dict, sessions_digest
+from pattnet.prepare.jobs import (
+    SessionJob,
+    chunk_name,
+    jsonable,
+    problem_dict,
+    session_fingerprint,
+    sessions_digest,
+)
 
 #: Settings that must match when a prepare resumes into an existing store.
 RESUME_KEYS = ("dataset", "root", "adapter_options", "aus", "track", "registration", "shard")
@@ -31,6 +38,7 @@ class SessionPlan:
     session: str
     n_records: int
     problems: list[dict[str, Any]]
+    fingerprint: str = ""  # of its labels and source files (session_fingerprint)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -78,12 +86,21 @@ def plan_sessions(adapter: Any, shard: tuple[int, int] | None) -> DatasetPlan:
     with quiet_adapters():
         for s in adapter.iter_sessions():
             plans.append(SessionPlan(s.subject, s.session, len(s.records),
-                                     [problem_dict(p) for p in s.problems]))
+                                     [problem_dict(p) for p in s.problems],
+                                     session_fingerprint(s.records)))
         global_problems = [problem_dict(p) for p in adapter.problems if p.subject is None]
     keys = sorted({p.key for p in plans})
     owned = set(keys) if shard is None else {k for i, k in enumerate(keys)
                                              if i % shard[1] == shard[0]}
     return DatasetPlan(plans, global_problems, keys, [p for p in plans if p.key in owned])
+
+
+def stale_sessions(plan: DatasetPlan, chunks: list[dict[str, Any]]) -> list[SessionPlan]:
+    """The sessions already in the store whose labels or source files changed since they were
+    prepared (their recorded fingerprint differs, or a chunk from before fingerprints has none):
+    a resumed prepare redoes them, so the store never disagrees with its sources."""
+    recorded = {c["name"]: c.get("fingerprint") for c in chunks}
+    return [p for p in plan.mine if p.name in recorded and recorded[p.name] != p.fingerprint]
 
 
 def iter_jobs(adapter: Any, todo_names: set[str]) -> Iterator[SessionJob]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pattnet.errors import PattnetError
+from pattnet.io.atomic import check_output_dir
 from pattnet.prepare.jobs import JobSettings, SessionResult, chunk_order
 from pattnet.prepare.lock import existing_store_meta, store_lock
 from pattnet.prepare.plan import (
@@ -39,6 +40,7 @@ from pattnet.prepare.plan import (
     plan_sessions,
     registration_meta,
     settings_meta,
+    stale_sessions,
 )
 from pattnet.prepare.pool import progress_bar, run_jobs
 from pattnet.prepare.report import PrepareResult, build_report, write_report
@@ -78,15 +80,17 @@ def prepare(
     registration, template_version = registration_meta()
     settings = settings_meta(name, root, opts, aus, track, registration, shard)
 
+    check_output_dir(out)
+    plan = plan_sessions(adapter, shard)  # a dataset with nothing to prepare fails here
     with store_lock(out):
         check_resumable(out, existing_store_meta(out), settings)
-        plan = plan_sessions(adapter, shard)
         writer = _open_writer(out, aus, settings, template_version, plan)
+        _redo_stale(echo, writer, plan)
         todo = _Todo(plan.mine, writer.chunk_names)
         _announce(echo, name, root, out, shard, plan, todo)
         job_settings = JobSettings(str(out), tuple(aus), batch_size, track, registration)
         t_work = time.monotonic()
-        frames_done = _work(adapter, todo, job_settings, writer, workers, progress)
+        frames_done = _work(adapter, todo, job_settings, writer, workers, progress, plan)
         work_s = time.monotonic() - t_work
         writer.remove_stray_files()
         store = writer.finalize(chunk_order(writer.meta["chunks"]))
@@ -98,6 +102,17 @@ def prepare(
         })
         paths = write_report(out, report)
     return PrepareResult(store, report, paths, frames_done, time.monotonic() - t_start)
+
+
+def _redo_stale(echo: Callable[[str], None], writer: StoreWriter, plan: DatasetPlan) -> None:
+    """Drop the chunks of sessions whose labels or files changed, so they are prepared again."""
+    stale = stale_sessions(plan, writer.meta["chunks"])
+    if stale:
+        shown = ", ".join(f"{p.subject}/{p.session}" for p in stale[:5])
+        more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+        echo(f"preparing again {len(stale)} session(s) whose labels or source files changed "
+             f"since they were prepared: {shown}{more}")
+        writer.drop_chunks({p.name for p in stale})
 
 
 def _check_sizes(workers: int, batch_size: int) -> None:
@@ -155,26 +170,30 @@ def _announce(
 
 
 class _Recorder:
-    """Records each finished chunk in store.json (main process only) and counts its frames."""
+    """Records each finished chunk in store.json (main process only), with the fingerprint of
+    what it was made from (so a later run can tell when the sources changed), and counts its
+    frames."""
 
-    def __init__(self, writer: StoreWriter):
+    def __init__(self, writer: StoreWriter, plan: DatasetPlan):
         self.writer = writer
+        self.fingerprints = {p.name: p.fingerprint for p in plan.mine}
         self.frames = 0
 
     def __call__(self, res: SessionResult) -> None:
         self.writer.record_chunk(res.name, res.n, subject=res.subject, session=res.session,
-                                 failed=res.failed, problems=res.problems)
+                                 failed=res.failed, problems=res.problems,
+                                 fingerprint=self.fingerprints.get(res.name))
         self.frames += res.n
 
 
 def _work(
     adapter: Any, todo: _Todo, settings: JobSettings, writer: StoreWriter, workers: int,
-    progress: bool,
+    progress: bool, plan: DatasetPlan,
 ) -> int:
     """Pass 2: prepare the sessions still to do; the number of frames prepared."""
     if not todo.sessions:
         return 0
-    record = _Recorder(writer)
+    record = _Recorder(writer, plan)
     bar = progress_bar(todo.n_frames, progress)
     try:
         run_jobs(iter_jobs(adapter, todo.names), settings, workers, record, bar.update)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pattnet.errors import PattnetError
 from pattnet.io import DecodeError, is_video, iter_frames
 from pattnet.io.atomic import GrowingFile, write_png_atomic
 from pattnet.io.stream import read_ahead
@@ -36,6 +37,7 @@ FacePicture = Callable[[RegisteredFace, Path], Any]
 
 @dataclass
 class RegisterSummary:
+    stem: str  # the name the outputs got: the one asked for, or the next free one beside it
     csv: Path
     frames: int = 0
     faces: int = 0
@@ -88,18 +90,44 @@ class _FrameWriter:
             self.picture(face, self.frame_dir / f"{name}_patches.png")
 
 
+def _claim(out_dir: Path, stem: str, folder: bool, overwrite: bool) -> str:
+    """The stem this run writes under: ``stem``, or, when another run's results hold it, the
+    first free ``stem-2``, ``stem-3`` ... Creating the frame folder claims a stem atomically, so
+    two processes never write frames into the same folder."""
+    if overwrite:
+        if folder:
+            (out_dir / stem).mkdir(exist_ok=True)
+        return stem
+    for k in range(1, 1000):
+        name = stem if k == 1 else f"{stem}-{k}"
+        if (out_dir / f"{name}.csv").exists():
+            continue
+        if not folder:
+            return name
+        try:
+            (out_dir / name).mkdir()
+            return name
+        except FileExistsError:
+            continue
+    raise PattnetError(f"{out_dir / stem}: 1000 results of this name exist already")
+
+
 def register_to_files(path: Path, stem: str, out_dir: Path, cfg: RegistrationConfig,
                       image_registrar: Registrar, *, images: bool = True,
-                      picture: FacePicture | None = None) -> RegisterSummary:
+                      picture: FacePicture | None = None,
+                      overwrite: bool = False) -> RegisterSummary:
     """Register one image or video into ``out_dir``; raises PattnetError when nothing could be
     read. A video damaged part way keeps the frames before the damage: its CSV ends with a
-    ``# stopped after frame N: ...`` line and the summary's ``problem`` says why."""
+    ``# stopped after frame N: ...`` line and the summary's ``problem`` says why. Results of
+    another run under ``stem`` are never replaced unless ``overwrite``: this run's go beside
+    them (the summary's ``stem`` says where)."""
     frames = iter_frames(path)
     first = next(frames)  # an unreadable file fails here, before anything is written
     video = is_video(path)
+    stem = _claim(out_dir, stem, images or picture is not None, overwrite)
     reg = Registrar(cfg, static_image_mode=False) if video else image_registrar
-    summary = RegisterSummary(csv=out_dir / f"{stem}.csv")
-    table = GrowingFile(summary.csv)
+    summary = RegisterSummary(stem=stem, csv=out_dir / f"{stem}.csv")
+    table = GrowingFile(summary.csv, overwrite=True, apart=not overwrite)
     try:
         fh = table.open()
         w = csv.writer(fh)
@@ -109,9 +137,9 @@ def register_to_files(path: Path, stem: str, out_dir: Path, cfg: RegistrationCon
             for fr in reg.register_stream(read_ahead(itertools.chain([first], frames))):
                 handle(fr)
         except DecodeError as exc:
-            summary.problem = str(exc)
-            fh.write(f"# stopped after frame {exc.frames_read - 1}: {exc}\n")
-        table.commit()
+            summary.problem = exc.stopped()
+            fh.write(f"# {summary.problem}\n")
+        summary.csv = table.commit()
     except BaseException:
         table.abort(keep=False)
         raise

@@ -135,6 +135,19 @@ class StoreWriter:
         self.meta["chunks"].append({"name": name, "n": int(n), **info})
         self._save_meta()
 
+    def drop_chunks(self, names: set[str]) -> None:
+        """Forget chunks (a resumed prepare redoes sessions whose sources changed): out of
+        ``store.json`` first, then their files, so a kill in between leaves only strays that
+        :meth:`remove_stray_files` clears."""
+        if not names:
+            return
+        self.meta["chunks"] = [c for c in self.meta["chunks"] if c["name"] not in names]
+        self.meta["complete"] = False
+        self._save_meta()
+        for name in names:
+            for kind in CHUNK_KINDS:
+                chunk_path(self.path, name, kind).unlink(missing_ok=True)
+
     def remove_stray_files(self) -> list[Path]:
         """Delete files in ``chunks/`` that no recorded chunk owns (temporaries and chunks of a
         killed job that were written but never recorded). Only call while no one else writes

@@ -44,10 +44,13 @@ def train(
     cfg = _run_config(run, cfg, resume, world_rank)
     store = PatchStore(store_path)
     aus, au_cols = _run_aus(store, cfg)
+    _check_model(cfg, aus, store)
     dataset = cfg.dataset or store.dataset
     subjects = np.unique(store.subjects)
     fold_lists = subject_folds(subjects, dataset, cfg.folds, cfg.seed)
-    which = list(range(1, len(fold_lists) + 1)) if folds == "all" else [int(f) for f in folds]
+    which = _folds(folds, len(fold_lists))
+    # everything above is checked before the run folder is touched: a corrected retry can use
+    # the same --out
     if world_rank == 0:
         _write_run(run, cfg, store_path, aus, which, dataset, fold_lists)
     for f in which:
@@ -58,15 +61,51 @@ def train(
 
 def _run_config(run: RunDir, cfg: TrainConfig | None, resume: bool, world_rank: int) -> TrainConfig:
     """The run's config: the one saved in the run when resuming, else ``cfg`` (or the defaults);
-    checked before anything is written, so a corrected call can reuse the same folder."""
+    checked before anything is written, so a corrected call can reuse the same folder.
+
+    A resumed run is the run that was started: a ``cfg`` that differs from the saved one is
+    refused (naming the settings that differ) rather than silently ignored or half applied.
+    """
+    if run.path.exists() and not run.path.is_dir():
+        raise PattnetError(f"{run.path}: exists and is not a folder; choose another --out")
     # Only rank 0 decides whether the run exists: under DDP the other ranks may look after rank 0
     # has already written config.yaml for this very run.
     if run.config.is_file() and (resume or world_rank == 0):
         if not resume:
             raise PattnetError(f"{run.path}: a run already exists here; pass --resume to continue "
                                "it or choose another --out")
-        cfg = from_dict(TrainConfig, run.read_config())
+        saved = from_dict(TrainConfig, run.read_config())
+        if cfg is not None and validate(cfg) != saved:
+            diff = [f"{k}={getattr(cfg, k)!r} (run: {getattr(saved, k)!r})"
+                    for k in saved.__dataclass_fields__ if getattr(cfg, k) != getattr(saved, k)]
+            raise PattnetError(f"{run.path}: --resume continues the run with the settings it was "
+                               f"started with; these differ: {', '.join(diff)}")
+        cfg = saved
     return validate(cfg if cfg is not None else TrainConfig())
+
+
+def _check_model(cfg: TrainConfig, aus: list[int], store: PatchStore) -> None:
+    """The model exists and the store holds every input it takes."""
+    from pattnet.models import create_model, list_models
+
+    if cfg.model not in list_models():
+        raise PattnetError(f"config key 'model': unknown model {cfg.model!r}; available: "
+                           f"{', '.join(list_models())}")
+    kinds = create_model(cfg.model, aus=aus[:1], **({"mode": cfg.mode} if cfg.mode else {})
+                         ).input_kinds
+    for kind in kinds:
+        if kind not in store.kinds:
+            store.read(kind, [])  # its one-line error says why and what to do
+
+
+def _folds(folds: Sequence[int] | str, n: int) -> list[int]:
+    if folds == "all":
+        return list(range(1, n + 1))
+    which = [int(f) for f in folds]
+    bad = [f for f in which if not 1 <= f <= n]
+    if bad:
+        raise PattnetError(f"--fold {bad[0]}: the run has folds 1..{n}")
+    return which
 
 
 def _run_aus(store: PatchStore, cfg: TrainConfig) -> tuple[list[int], np.ndarray]:

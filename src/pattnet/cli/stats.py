@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pattnet.store import is_store
 
     path = Path(args.path).expanduser()
+    _check_split(args)
     labels = _labels(path, args)
     stats = compute_stats(labels.table, labels.dataset, args.folds, args.seed, args.val_fraction)
     out = args.out or (path / "stats" if is_store(path) else Path("stats"))
@@ -73,3 +74,11 @@ def _labels(path: Path, args: argparse.Namespace):
                            "applies to a dataset root only")
     fl = read_frame_labels(path, registered_only=not args.all_frames)
     return Labels(fl.table, "store", args.dataset or fl.dataset, fl.notes)
+
+
+def _check_split(args: argparse.Namespace) -> None:
+    """--folds, --seed and --val-fraction within the ranges training accepts (one rule for both)."""
+    from pattnet.config import validate
+    from pattnet.train import TrainConfig
+
+    validate(TrainConfig(folds=args.folds, seed=args.seed, val_fraction=args.val_fraction))

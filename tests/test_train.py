@@ -238,7 +238,7 @@ def test_networks_side_by_side_get_the_gradients_they_get_alone(bf16, monkeypatc
                                                 autocast, pool))
             grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     assert bool(calls) == (bf16 and fused.available())
-    assert math.isclose(losses[0], losses[1], rel_tol=1e-6)
+    assert math.isclose(float(losses[0]), float(losses[1]), rel_tol=1e-6)
     for name, g in grads[0].items():
         assert torch.equal(g, grads[1][name]), name
 

@@ -314,10 +314,14 @@ def _load(model: str | Path | Any, device: Any, check_template: bool) -> Any:
 
     if model is None:
         model = bundled_model_path()
+    from pattnet.models.batched import set_batched
+
     if isinstance(model, Checkpoint):
         model.model.to(device)
-        return model
-    return load_checkpoint(model, device, check_template=check_template)
+    else:
+        model = load_checkpoint(model, device, check_template=check_template)
+    set_batched(model.model, device.type == "cuda")  # one grouped kernel per layer on a GPU
+    return model
 
 
 def _select_aus(aus: Sequence[int] | None, trained: Sequence[int]) -> list[int]:

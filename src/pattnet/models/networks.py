@@ -13,7 +13,7 @@ per-AU losses, each network receives exactly the gradient it would get if traine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, PositiveInt
@@ -22,6 +22,7 @@ from torch import nn
 from pattnet.config import STAGE_CONFIG
 from pattnet.constants import HOLISTIC_SIZE, N_PATCHES, PATCH_SIZE
 from pattnet.models.attention import Kind, PatchAttention
+from pattnet.models.batched import batched_attention, grouped_encode
 from pattnet.models.encoder import Order, PatchEncoder, init_authors
 from pattnet.models.geometry import FusionNet, GeometryNet
 from pattnet.models.output import ModelOutput
@@ -67,8 +68,13 @@ class PAttNet(nn.Module):
         nn.init.uniform_(self.head_weight, -bound, bound)
         nn.init.uniform_(self.head_bias, -bound, bound)
 
+    #: run the 9 encoders as grouped convolutions (:mod:`pattnet.models.batched`)
+    batched = False
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 9, 3, 100, 100) -> (B, 9, D)."""
+        if self.batched:
+            return grouped_encode(list(self.encoders), x, N_PATCHES)  # type: ignore[arg-type]
         return torch.stack([enc(p) for enc, p in zip(self.encoders, _patch_views(x), strict=True)],
                            dim=1)
 
@@ -113,12 +119,38 @@ class HolisticCNN(nn.Module):
 class PerAU(nn.Module):
     """The paper's protocol: one independent network per AU, run side by side."""
 
+    #: run the networks as one grouped computation (:mod:`pattnet.models.batched`)
+    batched = False
+
     def __init__(self, nets: list[nn.Module]):
         super().__init__()
         self.nets = nn.ModuleList(nets)
         self.input_kinds: tuple[str, ...] = tuple(nets[0].input_kinds)  # type: ignore[arg-type]
 
+    def can_batch(self) -> bool:
+        """The grouped path covers the per-AU PAttNet, single-patch and holistic networks."""
+        return isinstance(self.nets[0], (PAttNet, SinglePatchCNN, HolisticCNN))
+
+    def _batched(self, x: torch.Tensor) -> ModelOutput:
+        nets: list[Any] = list(self.nets)
+        first = nets[0]
+        if isinstance(first, PAttNet):
+            encs = [e for n in nets for e in n.encoders]
+            e = grouped_encode(encs, x, N_PATCHES).reshape(len(x), len(nets), N_PATCHES, -1)
+            v, a = batched_attention([n.attention for n in nets], e)
+            w = torch.cat([n.head_weight for n in nets]).to(v.dtype)  # (N, D)
+            b = torch.cat([n.head_bias for n in nets]).to(v.dtype)
+            return ModelOutput(torch.einsum("bnd,nd->bn", torch.relu(v), w) + b, a)
+        # a single-patch network sees its one patch, a holistic one the whole face: one view
+        view = x[:, first.patch - 1:first.patch] if isinstance(first, SinglePatchCNN) else x[:, None]
+        e = grouped_encode([n.encoder for n in nets], view, 1)
+        w = torch.cat([n.head.weight for n in nets]).to(e.dtype)
+        b = torch.cat([n.head.bias for n in nets]).to(e.dtype)
+        return ModelOutput(torch.einsum("bnd,nd->bn", torch.relu(e), w) + b, None)
+
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> ModelOutput:
+        if self.batched and self.can_batch():
+            return self._batched(x)  # type: ignore[arg-type]
         outs = [net(x) for net in self.nets]
         logits = torch.cat([o.logits for o in outs], dim=1)
         aux = tuple(torch.cat([o.aux[i] for o in outs], dim=1) for i in range(len(outs[0].aux)))

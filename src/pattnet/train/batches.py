@@ -118,13 +118,18 @@ class StoreBatches(torch.utils.data.Dataset):
         return out
 
 
-def batch_loader(ds: StoreBatches, sampler: EpochBatches, workers: int
+def batch_loader(ds: StoreBatches, sampler: EpochBatches, workers: int, pin: bool = False
                  ) -> torch.utils.data.DataLoader:
     """A loader that yields the sampler's batches whole (``batch_size=None``): the dataset
-    already reads a batch at once."""
+    already reads a batch at once, as uint8 (normalising happens on the device).
+
+    ``workers`` background processes read ahead, at most two batches each (memory stays bounded
+    by the batch); ``pin`` puts batches in page-locked memory so that the copy to a GPU can
+    overlap the step (``non_blocking``).
+    """
     return torch.utils.data.DataLoader(
         ds, sampler=sampler, batch_size=None, num_workers=workers,
-        persistent_workers=False, prefetch_factor=2 if workers > 0 else None,
+        persistent_workers=False, prefetch_factor=2 if workers > 0 else None, pin_memory=pin,
     )
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pattnet.models import AUModel, model_from_settings
+from pattnet.models.batched import set_batched, use_batched
 from pattnet.models.encoder import set_fused
 from pattnet.train.config import TrainConfig
 
@@ -29,6 +30,7 @@ def fold_model(cfg: TrainConfig, aus: Sequence[int], fold: int, device: torch.de
     torch.manual_seed(cfg.seed * 1000 + fold)
     model = model_from_config(cfg, aus).to(device)
     set_fused(model, cfg.fused_kernels)
+    set_batched(model, use_batched(cfg.batched, device))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model

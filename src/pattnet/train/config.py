@@ -70,6 +70,10 @@ class TrainConfig:
     # CPU, bf16: each encoder layer's ReLU -> BN -> max-pool as one fused step (pattnet.models.fused;
     # same model and checkpoints, closer to float64 than PyTorch's bf16 ops); False = PyTorch's
     fused_kernels: bool = True
+    # the per-AU networks (and a network's 9 encoders) as one grouped computation per layer
+    # (pattnet.models.batched): the same model, fewer and larger kernels; auto = on a GPU, where
+    # it is faster; on a CPU the networks side by side are faster and need far less memory
+    batched: bool | Literal["auto"] = "auto"
     device: str = "auto"
     num_workers: NonNegativeInt = 1
     max_batches: PositiveInt | None = None  # cap batches per epoch (smoke tests); None = all frames

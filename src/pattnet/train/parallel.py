@@ -27,8 +27,9 @@ def networks(model: AUModel) -> list[tuple[nn.Module, list[int]]]:
     """The independent networks of a model and the AU columns each one predicts."""
     from pattnet.models.networks import PerAU
 
-    if isinstance(model.net, PerAU):
+    if isinstance(model.net, PerAU) and not (model.net.batched and model.net.can_batch()):
         return [(net, [k]) for k, net in enumerate(model.net.nets)]
+    # one network, or per-AU networks run as one grouped computation (pattnet.models.batched)
     return [(model.net, list(range(len(model.aus))))]
 
 
@@ -73,15 +74,16 @@ def split_networks(nets: NetGroup, threads: int) -> list[list[tuple[nn.Module, l
 
 def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor | dict[str, torch.Tensor],
                       y: torch.Tensor,
-                      pos_weight: torch.Tensor, autocast: Any, pool: Any = None) -> float:
-    """Forward + backward of every independent network on one batch; returns the summed loss.
+                      pos_weight: torch.Tensor, autocast: Any, pool: Any = None) -> torch.Tensor:
+    """Forward + backward of every independent network on one batch; returns the summed loss,
+    a 0-d tensor on the batch's device (no host round trip: read it when you need it).
 
     With a thread ``pool`` each group of ``parts`` runs on its own thread. The networks share no
     parameters, so each gets exactly the gradient it would get alone, whatever runs beside it;
     losses are summed in group order, so the result does not depend on thread timing.
     """
-    def run(part: NetGroup) -> float:
-        total = 0.0
+    def run(part: NetGroup) -> torch.Tensor:
+        total = torch.zeros((), dtype=torch.float32, device=y.device)
         for net, cols in part:
             with autocast():
                 out = net(x)
@@ -89,12 +91,14 @@ def backward_networks(parts: Sequence[NetGroup], x: torch.Tensor | dict[str, tor
             for aux in out.aux:  # parts trained to predict on their own as well
                 loss = loss + weighted_bce(aux, y[:, cols], pos_weight[cols])
             loss.backward()
-            total += float(loss.detach())
+            total = total + loss.detach().float()
         return total
 
     if pool is None or len(parts) < 2:
-        return sum(run(part) for part in parts)
-    return sum(f.result() for f in [pool.submit(run, part) for part in parts])
+        totals = [run(part) for part in parts]
+    else:
+        totals = [f.result() for f in [pool.submit(run, part) for part in parts]]
+    return torch.stack(totals).sum()
 
 
 __all__ = ["NetGroup", "backward_networks", "network_pool", "network_threads", "networks",

@@ -27,6 +27,7 @@ from pattnet.constants import au_name
 from pattnet.datasets.folds import make_split
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_path, atomic_write_json
+from pattnet.models.batched import sync_batch_stats, use_batched
 from pattnet.models.inputs import model_inputs
 from pattnet.runs import RunDir
 from pattnet.runtime import init_dist, resolve_device, resolve_precision, tune_cpu_allocator
@@ -41,6 +42,9 @@ from pattnet.train.parallel import backward_networks, network_pool, network_thre
 from pattnet.train.references import fold_references
 
 log = logging.getLogger("pattnet.train")
+
+#: Steps between reading the loss back from a GPU (each read waits for the device).
+_READ_EVERY = 25
 
 
 class Trainer:
@@ -65,6 +69,9 @@ class Trainer:
         if len(self.data.train) == 0:
             raise PattnetError(f"fold {fold}: no usable training frames in {store.path}")
         self.model = fold_model(cfg, aus, fold, self.device)
+        # grouped per-AU networks under DDP: batch statistics of the global batch, so that the
+        # processes train as one process with the whole batch would
+        sync_batch_stats(self.dist.world > 1 and use_batched(cfg.batched, self.device))
         self.pos_weight = torch.tensor(
             pos_weights(store.labels[self.data.train][:, au_cols], aus, cfg.no_positive_weight),
             dtype=torch.float32, device=self.device,
@@ -151,29 +158,38 @@ class Trainer:
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
         self.sampler.set_epoch(epoch)
-        loader = batch_loader(self.train_ds, self.sampler, self.cfg.num_workers)
-        total, n_batches = 0.0, len(self.sampler)
+        loader = batch_loader(self.train_ds, self.sampler, self.cfg.num_workers,
+                              pin=self.device.type == "cuda")
+        n_batches = len(self.sampler)
+        # the losses add up on the device: reading one back waits for the GPU, so it happens
+        # only every few steps (every step on a CPU, where it costs nothing)
+        total = torch.zeros((), device=self.device)
+        every = 1 if self.device.type == "cpu" else _READ_EVERY
         bar = _progress(n_batches, f"fold {self.fold} epoch {epoch}/{self.cfg.epochs}",
                         self.progress and self.dist.main, unit="batch")
-        seen = 0
-        t0 = time.perf_counter()
+        seen, t0 = 0, time.perf_counter()
         with network_pool(len(self.parts)) as pool:
-            for batch in loader:
+            for step, batch in enumerate(loader, start=1):
                 x = self._input(batch)
-                y = batch["y"].to(self.device)
+                y = batch["y"].to(self.device, non_blocking=True)
                 self.opt.zero_grad(set_to_none=True)
                 step_loss = backward_networks(self.parts, x, y, self.pos_weight, self._autocast,
                                               pool)
-                if not math.isfinite(step_loss):
-                    raise PattnetError(f"fold {self.fold} epoch {epoch}: loss became {step_loss}")
-                self.opt.step()
                 total += step_loss
                 seen += len(batch["index"])
+                if step % every == 0 or step == n_batches:
+                    self._check_finite(float(total), epoch)  # before a non-finite update lands
+                    fps = seen * self.dist.world / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{float(step_loss):.3f}", fps=f"{fps:.1f}")
+                self.opt.step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{step_loss:.3f}",
-                                fps=f"{seen * self.dist.world / (time.perf_counter() - t0):.1f}")
         bar.close()
-        return total / max(1, n_batches)
+        return float(total) / max(1, n_batches)
+
+    def _check_finite(self, total: float, epoch: int) -> None:
+        if not math.isfinite(total):
+            raise PattnetError(f"fold {self.fold} epoch {epoch}: the loss became {total}; the "
+                               "epoch's checkpoint is not written (try a lower lr)")
 
     @torch.no_grad()
     def predict(self, indices: np.ndarray, desc: str) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ COMMANDS = [
     "export",
     "detect",
     "models",
+    "reproduce",
 ]
 
 

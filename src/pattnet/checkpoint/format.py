@@ -100,8 +100,8 @@ def _model_mode(model: Any) -> str:
 
 def _thresholds(threshold: float | Sequence[float], n: int) -> list[float]:
     """One occurrence threshold per AU, each in [0, 1]: what the writer and the loader accept."""
-    one = isinstance(threshold, (int, float))
-    vals = [float(threshold)] * n if one else [float(t) for t in threshold]  # type: ignore[arg-type,union-attr]
+    seq = [threshold] * n if isinstance(threshold, (int, float)) else list(threshold)
+    vals = [float(t) for t in seq]
     if len(vals) != n:
         raise CheckpointError(f"{len(vals)} threshold(s) for {n} AU(s)")
     if not all(0.0 <= t <= 1.0 and math.isfinite(t) for t in vals):

@@ -16,8 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pattnet.cli.outcome import Outcome, named
+
+if TYPE_CHECKING:
+    from pattnet.detect import Detector
 
 HELP = "detect action units in videos, images, folders or a webcam (CSV, overlay video, plot)"
 
@@ -106,7 +110,7 @@ def _sources(args: argparse.Namespace) -> tuple[list[Path | int], list[str]]:
     return list(paths), output_stems(paths)
 
 
-def _detect_one(det, src: Path | int, stem: str, args: argparse.Namespace,
+def _detect_one(det: Detector, src: Path | int, stem: str, args: argparse.Namespace,
                 outcome: Outcome) -> bool:
     """Detect one input into its files; False when the user interrupted (stop the rest)."""
     from pattnet.errors import PattnetError
@@ -145,7 +149,7 @@ def _detect_one(det, src: Path | int, stem: str, args: argparse.Namespace,
     return not s.interrupted
 
 
-def _print_photo(det, csv: Path) -> None:
+def _print_photo(det: Detector, csv: Path) -> None:
     """A photo's result on screen: per face, the AUs at or above their thresholds."""
     from pattnet.detect import read_detections
 

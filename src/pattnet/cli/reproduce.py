@@ -54,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         estimate(plan(args.store, args.out, base, args.only, args.skip))
         return 0
-    worker = tuple(int(v) for v in args.worker.split("/")) if args.worker else None
+    worker = None
+    if args.worker:
+        k, n = (int(v) for v in args.worker.split("/"))
+        worker = (k, n)
     argv = [a for a in sys.argv[1:] if a != "--worker"]
     reproduce(args.store, args.out, base, only=args.only, skip=args.skip,
-              gpus=0 if worker else _gpus(args.gpus), worker=worker,  # type: ignore[arg-type]
+              gpus=0 if worker else _gpus(args.gpus), worker=worker,
               argv=argv, progress_bars=not args.no_progress)
     return 0

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pattnet.constants import N_FOLDS, SPLIT_SEED, VAL_FRACTION
+
+if TYPE_CHECKING:
+    from pattnet.datasets import Labels
 
 HELP = "AU base rates, positive-class weights per fold and the AU co-occurrence (Jaccard) figure"
 
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labels(path: Path, args: argparse.Namespace):
+def _labels(path: Path, args: argparse.Namespace) -> Labels:
     """A store's frame labels or a dataset root's, as one :class:`~pattnet.datasets.Labels`."""
     from pattnet.datasets import Labels, dataset_labels
     from pattnet.errors import PattnetError

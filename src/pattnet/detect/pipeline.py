@@ -118,7 +118,7 @@ class FrameProducer:
         from pattnet.io import iter_frames
         from pattnet.io.stream import read_ahead
 
-        decoded = iter_frames(self.source, max_side=self._max_side)
+        decoded: Iterator[Frame] = iter_frames(self.source, max_side=self._max_side)
         if not isinstance(self.source, int):  # a file: decode ahead (a camera: latest frame)
             decoded = read_ahead(decoded)
         for fr in decoded:
@@ -142,9 +142,9 @@ class FrameProducer:
 
         faces, inputs = [], []
         for f in fr.faces:
+            x0, y0, x1, y1 = (float(v) for v in f.bbox)
             res = FaceResult(int(f.face_id), bool(f.success), float(f.confidence),
-                             float(f.pitch), float(f.yaw), float(f.roll),
-                             tuple(float(v) for v in f.bbox))
+                             float(f.pitch), float(f.yaw), float(f.roll), (x0, y0, x1, y1))
             faces.append(res)
             if f.success:
                 patches, whole = crop_patches(f.image)
@@ -214,7 +214,7 @@ def score_items(items: list[_Item], predict: Predict) -> list[FrameResult]:
     if inputs:
         refs = None
         if all(it.refs is not None for it in items):
-            per_face = [r for it in items for r in it.refs]  # type: ignore[union-attr]
+            per_face = [r for it in items if it.refs is not None for r in it.refs]
             refs = {k: np.stack([r[k] for r in per_face]) for k in per_face[0]}
         prob, att = predict({k: np.stack([x[k] for x in inputs]) for k in inputs[0]}, refs)
     k = 0

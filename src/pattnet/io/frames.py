@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,7 +144,8 @@ def read_image(path: str | Path) -> np.ndarray:
     return to_rgb_uint8(img)
 
 
-def iter_frames(source: str | Path | int, max_side: int | None = None) -> Iterator[Frame]:
+def iter_frames(source: str | Path | int, max_side: int | None = None
+                ) -> Generator[Frame, None, None]:
     """Frames of a video file, an image file (one frame, timestamp 0) or a webcam (an int).
 
     Video timestamps are the container's presentation times in seconds. A video that is damaged

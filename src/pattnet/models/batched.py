@@ -59,8 +59,8 @@ def _batch_norm(y: torch.Tensor, bns: Sequence[Any]) -> torch.Tensor:
     running-statistics update BatchNorm2d makes, written back to each module."""
     w = torch.cat([bn.weight for bn in bns])
     b = torch.cat([bn.bias for bn in bns])
-    rm = torch.cat([bn.running_mean for bn in bns])  # type: ignore[misc]
-    rv = torch.cat([bn.running_var for bn in bns])  # type: ignore[misc]
+    rm = torch.cat([bn.running_mean for bn in bns])
+    rv = torch.cat([bn.running_var for bn in bns])
     first = bns[0]
     if not first.training:
         return F.batch_norm(y, rm, rv, w, b, False, 0.0, first.eps)
@@ -83,7 +83,7 @@ def _momentum(bns: Sequence[Any]) -> float:
         assert bn.num_batches_tracked is not None
         bn.num_batches_tracked.add_(1)
     m = bns[0].momentum
-    return float(m) if m is not None else 1.0 / float(bns[0].num_batches_tracked)  # type: ignore[arg-type]
+    return float(m) if m is not None else 1.0 / float(bns[0].num_batches_tracked)
 
 
 def _global_stats_norm(y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float
@@ -143,7 +143,7 @@ def grouped_encode(encoders: Sequence[Any], x: torch.Tensor, views: int) -> torc
         convs = [ls[depth][0] for ls in layers]
         bns = [ls[depth][1] for ls in layers]
         weight = torch.cat([c.weight for c in convs]).to(h.dtype)
-        bias = torch.cat([c.bias for c in convs]).to(h.dtype)  # type: ignore[misc]
+        bias = torch.cat([c.bias for c in convs]).to(h.dtype)
         h = F.conv2d(h, weight, bias, groups=views if depth == 0 else g_total)
         h = _batch_norm(torch.relu(h), bns) if order == "relu-bn" else torch.relu(_batch_norm(h, bns))
         h = F.max_pool2d(h, 2)

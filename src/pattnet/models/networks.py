@@ -13,7 +13,7 @@ per-AU losses, each network receives exactly the gradient it would get if traine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import Field, PositiveInt
@@ -74,7 +74,7 @@ class PAttNet(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 9, 3, 100, 100) -> (B, 9, D)."""
         if self.batched:
-            return grouped_encode(list(self.encoders), x, N_PATCHES)  # type: ignore[arg-type]
+            return grouped_encode(list(self.encoders), x, N_PATCHES)
         return torch.stack([enc(p) for enc, p in zip(self.encoders, _patch_views(x), strict=True)],
                            dim=1)
 
@@ -125,7 +125,7 @@ class PerAU(nn.Module):
     def __init__(self, nets: list[nn.Module]):
         super().__init__()
         self.nets = nn.ModuleList(nets)
-        self.input_kinds: tuple[str, ...] = tuple(nets[0].input_kinds)  # type: ignore[arg-type]
+        self.input_kinds = cast(tuple[str, ...], nets[0].input_kinds)
 
     def can_batch(self) -> bool:
         """The grouped path covers the per-AU PAttNet, single-patch and holistic networks."""
@@ -149,8 +149,8 @@ class PerAU(nn.Module):
         return ModelOutput(torch.einsum("bnd,nd->bn", torch.relu(e), w) + b, None)
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> ModelOutput:
-        if self.batched and self.can_batch():
-            return self._batched(x)  # type: ignore[arg-type]
+        if self.batched and self.can_batch() and isinstance(x, torch.Tensor):
+            return self._batched(x)
         outs = [net(x) for net in self.nets]
         logits = torch.cat([o.logits for o in outs], dim=1)
         aux = tuple(torch.cat([o.aux[i] for o in outs], dim=1) for i in range(len(outs[0].aux)))
@@ -169,7 +169,7 @@ class AUModel(nn.Module):
         self.aus = list(aus)
         self.cfg = cfg
         self.net = net
-        self.input_kinds: tuple[str, ...] = tuple(net.input_kinds)  # type: ignore[arg-type]
+        self.input_kinds = cast(tuple[str, ...], net.input_kinds)
 
     @property
     def input_kind(self) -> str:

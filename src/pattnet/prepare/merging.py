@@ -82,7 +82,7 @@ def _open_shards(shards: Sequence[str | Path]) -> tuple[list[PatchStore], list[d
     for st, m in zip(stores, metas, strict=True):
         if m is None or not m.get("shard"):
             raise PattnetError(f"{st.path}: not a shard of a sharded prepare (no --shard i/n)")
-    return stores, metas
+    return stores, [m for m in metas if m is not None]
 
 
 def _check_one_prepare(stores: list[PatchStore], metas: list[dict[str, Any]]) -> None:

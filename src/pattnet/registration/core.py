@@ -130,7 +130,7 @@ class Registrar:
 
     def register_frame(self, rgb: np.ndarray, index: int = 0, timestamp: float = 0.0
                        ) -> RegisteredFrame:
-        return RegisteredFrame(index, timestamp, self.register(rgb), tuple(rgb.shape[:2]))
+        return RegisteredFrame(index, timestamp, self.register(rgb), (rgb.shape[0], rgb.shape[1]))
 
     def register_stream(self, frames: Iterable[Frame | np.ndarray], *, pipelined: bool = True
                         ) -> Iterator[RegisteredFrame]:
@@ -169,7 +169,7 @@ class Registrar:
                 job = pool.submit(self._register_all, rgb, points)
                 if pending is not None:
                     yield self._collect(*pending)
-                pending = (index, ts, tuple(rgb.shape[:2]), job)
+                pending = (index, ts, (rgb.shape[0], rgb.shape[1]), job)
             if pending is not None:
                 yield self._collect(*pending)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class MediaPipeBackend:
             )
 
     @staticmethod
-    def _points(face, w: int, h: int) -> np.ndarray | None:
+    def _points(face: Any, w: int, h: int) -> np.ndarray | None:
         pts = _parse_landmarks(face)
         if pts is None:
             pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
@@ -148,8 +148,11 @@ class MediaPipeBackend:
     def _mesh_crops(self, rgb: np.ndarray) -> list[Detection] | None:
         import cv2
 
+        det, crop_mesh = self._det, self._crop_mesh
+        if det is None or crop_mesh is None:  # made only for still images
+            return None
         h, w = rgb.shape[:2]
-        res = self._det.process(rgb)
+        res = det.process(rgb)
         dets = sorted(res.detections or [], key=lambda d: -d.score[0])
         if not dets:
             return None
@@ -166,7 +169,7 @@ class MediaPipeBackend:
                 continue
             x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
             n = int(round(side))
-            crop = np.zeros((n, n, 3), dtype=np.uint8)
+            crop: np.ndarray = np.zeros((n, n, 3), dtype=np.uint8)
             sx0, sy0 = max(0, x0), max(0, y0)
             sx1, sy1 = min(w, x0 + n), min(h, y0 + n)
             if sx1 <= sx0 or sy1 <= sy0:
@@ -177,7 +180,7 @@ class MediaPipeBackend:
                 f = self.crop_max / n
                 crop = cv2.resize(crop, (self.crop_max, self.crop_max),
                                   interpolation=cv2.INTER_AREA)
-            r = self._crop_mesh.process(crop)
+            r = crop_mesh.process(crop)
             if not r.multi_face_landmarks:
                 continue
             pts = self._points(r.multi_face_landmarks[0], crop.shape[1], crop.shape[0])
@@ -212,7 +215,7 @@ class MediaPipeBackend:
 _WIRE = np.array([0x0A, 0x0F, 0x0D, 0x15, 0x1D], dtype=np.uint8)
 
 
-def _parse_landmarks(face) -> np.ndarray | None:
+def _parse_landmarks(face: Any) -> np.ndarray | None:
     """(478, 3) float32 straight from the protobuf wire bytes, or None to use the slow path.
 
     Why: reading the landmarks attribute by attribute costs as much as the whole pose fit.

@@ -64,7 +64,7 @@ class FaceTracker:
                 ids[fi] = nid
                 taken.add(nid)
         out = [int(i) for i in ids if i is not None]
-        self._tracks = [(i, tuple(b)) for i, b in zip(out, boxes, strict=True)]  # type: ignore[misc]
+        self._tracks = [(i, (b[0], b[1], b[2], b[3])) for i, b in zip(out, boxes, strict=True)]
         return out
 
     def _matches(self, boxes: Sequence[Box]) -> list[tuple[int, int]]:

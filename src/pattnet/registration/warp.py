@@ -17,6 +17,7 @@ caller masks) is rasterised at full resolution with ``cv2.fillPoly``, so edges s
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal, overload
 
 import cv2
 import numpy as np
@@ -212,6 +213,22 @@ def _map_from_owners(owner: np.ndarray, srcmap: np.ndarray, gw: int, gh: int) ->
     return cv2.merge([mx.reshape(gh, gw), my.reshape(gh, gw)])
 
 
+@overload
+def piecewise_affine_warp(
+    image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray,
+    out_shape: tuple[int, int], *, tri_mask: np.ndarray | None = ..., grid_step: int = ...,
+    interpolation: int = ..., fill: int | float = ..., return_mask: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def piecewise_affine_warp(
+    image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray,
+    out_shape: tuple[int, int], *, tri_mask: np.ndarray | None = ..., grid_step: int = ...,
+    interpolation: int = ..., fill: int | float = ..., return_mask: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def piecewise_affine_warp(
     image: np.ndarray,
     src_pts: np.ndarray,
@@ -260,8 +277,9 @@ def piecewise_affine_warp(
                                                                    dtype=np.uint8)
     _fill_coverage(sub, dst, tri, tri_key, tri_mask, np.array([x_lo, y_lo], dtype=np.float64))
     maps = _block_map(src, dst, tri, (x_lo, y_lo, x_hi, y_hi), max(1, int(grid_step)), tri_key)
-    warped = cv2.remap(img, maps, None, interpolation, borderMode=cv2.BORDER_CONSTANT,
-                       borderValue=fill)
+    # map2=None (one two-channel map) is OpenCV's documented form; its stubs only allow arrays
+    warped = cv2.remap(img, maps, None, interpolation,  # type: ignore[call-overload]
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(float(fill),) * 4)
     _paste(warped, sub, out[y_lo:y_hi, x_lo:x_hi])
     return (out, mask) if return_mask else out
 
@@ -297,12 +315,12 @@ def _fill_coverage(sub: np.ndarray, dst: np.ndarray, tri: np.ndarray, tri_key: b
     shift = 4  # sub-pixel vertex positions for fillPoly (1/16 px)
     if len(boundary) >= 3:
         poly = np.round((dst[boundary] - offset) * (1 << shift)).astype(np.int32)
-        cv2.fillPoly(sub, [poly], 255, lineType=cv2.LINE_8, shift=shift)
+        cv2.fillPoly(sub, [poly], (255,), lineType=cv2.LINE_8, shift=shift)
     if tri_mask is not None:
         hidden = tri[~np.asarray(tri_mask, dtype=bool)]
         if len(hidden):
             polys = np.round((dst[hidden] - offset) * (1 << shift)).astype(np.int32)
-            cv2.fillPoly(sub, list(polys), 0, lineType=cv2.LINE_8, shift=shift)
+            cv2.fillPoly(sub, list(polys), (0,), lineType=cv2.LINE_8, shift=shift)
 
 
 def _paste(warped: np.ndarray, sub: np.ndarray, block: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,17 @@ from pattnet.io.atomic import atomic_path
 #: Formats every report figure is written in.
 FORMATS = ("png", "pdf")
 _DPI = 150
+
+
+def _palette(name: str) -> Sequence[Any]:
+    """The colours of one of matplotlib's qualitative (listed) colour maps, in order."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    cmap = colormaps[name]
+    if not isinstance(cmap, ListedColormap):
+        raise PattnetError(f"colour map {name!r} is not a list of colours")
+    return cast(Sequence[Any], cmap.colors)
 
 
 def _plt() -> Any:
@@ -148,9 +159,8 @@ def plot_patches(
     if patches.shape[0] != len(PATCH_BOXES) or patches.ndim != 4:
         raise PattnetError(f"expected 9 patches (9, H, W, 3), got shape {patches.shape}")
     plt = _plt()
-    import matplotlib
 
-    colours = matplotlib.colormaps["tab10"].colors
+    colours = _palette("tab10")
     fig = plt.figure(figsize=(11.5, 5.6))
     grid = fig.add_gridspec(3, 5, width_ratios=[1.0, 1.0, 0.36, 0.36, 0.36], wspace=0.12,
                             hspace=0.45)
@@ -213,15 +223,14 @@ def plot_metric_bars(
     if values.empty or values.shape[1] == 0:
         raise PattnetError(f"no {metric} values to draw")
     plt = _plt()
-    import matplotlib
 
     vals = values.to_numpy(dtype=float)
     n_groups, n_series = vals.shape
     width = 0.8 / n_series
     x = np.arange(n_groups)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * n_groups * max(1, n_series) ** 0.5 + 2.5), 4.2))
-    ours_c = matplotlib.colormaps["tab10"].colors
-    paper_c = matplotlib.colormaps["Pastel1"].colors
+    ours_c = _palette("tab10")
+    paper_c = _palette("Pastel1")
     k_ours = k_paper = 0
     for j, col in enumerate(values.columns):
         is_paper = col in paper_columns

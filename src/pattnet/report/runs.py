@@ -60,10 +60,10 @@ def load_runs(run_dirs: Sequence[str | Path], threshold: float | None = None) ->
     labels = [r.run.label for r in results]
     runs: list[ReportRun] = []
     for r, label in zip(results, labels, strict=True):
-        key = label if labels.count(label) == 1 else f"{label} ({r.run.path.name})"
-        if any(x.key == key for x in runs):
-            key = f"{key} [{r.run.path}]"
-        runs.append(ReportRun(key, r))
+        name = label if labels.count(label) == 1 else f"{label} ({r.run.path.name})"
+        if any(x.key == name for x in runs):
+            name = f"{name} [{r.run.path}]"
+        runs.append(ReportRun(name, r))
     return runs
 
 

@@ -73,7 +73,7 @@ class _Columns:
         self.shared_of[key] = [a for a in rr.run.aus if a in PAPER_AUS]
 
     def add_paper(self, pr: PaperRow, over: Sequence[int]) -> None:
-        col = [np.nan if pr.get(a) is None else float(pr.get(a)) for a in self.aus]
+        col = [np.nan if (v := pr.get(a)) is None else float(v) for a in self.aus]
         col.append(float(pr.avg))
         self.values[pr.label] = col
         self.shared_of[pr.label] = [a for a in over if a in PAPER_AUS]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -47,6 +47,7 @@ def _rates(e: Experiment, base: TrainConfig, aus: Sequence[int], device: torch.d
                                                        if cfg.model == "single-patch" else {}))
     model = model.to(device).train()
     if cfg.channels_last:
+        # Module.to takes memory_format at run time; torch's overloads do not list it
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     set_fused(model, cfg.fused_kernels)
     set_batched(model, use_batched(cfg.batched, device))
@@ -77,7 +78,7 @@ def _rates(e: Experiment, base: TrainConfig, aus: Sequence[int], device: torch.d
     return n / _timed(train_step, steps, device), n / _timed(eval_step, steps, device)
 
 
-def _timed(fn, steps: int, device: torch.device) -> float:
+def _timed(fn: Callable[[], object], steps: int, device: torch.device) -> float:
     fn()  # warm-up: kernels chosen, memory allocated
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -245,7 +245,7 @@ class ChunkWriter:
         if n == 0:
             return
         for kind, a in arrays.items():
-            self._fh[kind].write(memoryview(a).cast("B"))
+            self._fh[kind].write(a.data.cast("B"))
         table[self.cols].to_csv(self._csv, index=False, header=False)
         self.n += n
 

@@ -103,10 +103,10 @@ def _draw(image: np.ndarray, strokes: list[Stroke]) -> np.ndarray:
         return image
     shade = np.zeros((y1 - y0, x1 - x0), np.float32)
     for xy, amount, sigma in strokes:
-        canvas = np.zeros_like(shade)
+        canvas: np.ndarray = np.zeros_like(shade)
         line = np.round((xy - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
         # a 1 px line blurred by sigma peaks at 1 / (sqrt(2 pi) sigma): scale so it peaks at 1
-        cv2.polylines(canvas, [line], False, math.sqrt(2 * math.pi) * sigma, 1, cv2.LINE_8, 4)
+        cv2.polylines(canvas, [line], False, (math.sqrt(2 * math.pi) * sigma,), 1, cv2.LINE_8, 4)
         canvas = cv2.GaussianBlur(canvas, (0, 0), sigma)
         shade = np.maximum(shade, np.minimum(canvas, 1.0) * amount)
     out = image.copy()
@@ -141,8 +141,8 @@ def shade_mouth(image: np.ndarray, points: np.ndarray, iod: float) -> np.ndarray
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 <= x0 or y1 <= y0:
         return image
-    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+    mask: np.ndarray = np.zeros((y1 - y0, x1 - x0), np.float32)
+    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], (1.0,), cv2.LINE_AA, 4)
     if mask.sum() < 4:  # the lips touch: nothing to draw
         return image
     mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.02 * iod))[:, :, None]

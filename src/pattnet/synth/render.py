@@ -44,9 +44,10 @@ def sample_sensor(rng: np.random.Generator) -> Sensor:
     """Exposure 0.35-1.3 (a third of the images dim), white balance +-15 % per channel, blur
     sigma 0-1.6 px, noise 0-10, JPEG quality 25-95 (one image in five left uncompressed)."""
     dim = rng.random() < 0.33
+    exposure = float(rng.uniform(0.35, 0.7) if dim else rng.uniform(0.8, 1.3))
+    wb = rng.uniform(0.85, 1.15, 3)
     return Sensor(
-        exposure=float(rng.uniform(0.35, 0.7) if dim else rng.uniform(0.8, 1.3)),
-        white_balance=tuple(float(v) for v in rng.uniform(0.85, 1.15, 3)),  # type: ignore[arg-type]
+        exposure=exposure, white_balance=(float(wb[0]), float(wb[1]), float(wb[2])),
         blur=float(rng.uniform(0.0, 1.6)),
         noise=float(rng.uniform(0.0, 10.0)),
         jpeg=0 if rng.random() < 0.2 else int(rng.integers(25, 96)),
@@ -70,12 +71,12 @@ def apply_sensor(rgb: np.ndarray, s: Sensor) -> np.ndarray:
         return rgb
     lin = (rgb.astype(np.float32) / 255.0) ** 2.2
     lin *= s.exposure * np.asarray(s.white_balance, dtype=np.float32)
-    x = np.clip(lin, 0.0, 1.0) ** (1 / 2.2) * 255.0
+    x: np.ndarray = np.clip(lin, 0.0, 1.0) ** (1 / 2.2) * 255.0
     if s.blur > 0.05:
         x = cv2.GaussianBlur(x, (0, 0), s.blur)
     if s.noise > 0:
         x = x + np.random.default_rng(s.seed).normal(0.0, s.noise, x.shape).astype(np.float32)
-    out = np.clip(x + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(x + 0.5, 0, 255).astype(np.uint8)
     if s.jpeg > 0:
         ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(s.jpeg)])
         if ok:
@@ -138,7 +139,8 @@ def apply_aus(
         return source.rgb.copy(), new_pts, eff
     tri = load_template().triangles
     warped, mask = piecewise_affine_warp(
-        source.rgb, source.points, new_pts, tri, source.rgb.shape[:2], tri_mask=source.visible,
+        source.rgb, source.points, new_pts, tri, (source.rgb.shape[0], source.rgb.shape[1]),
+        tri_mask=source.visible,
         grid_step=grid_step, return_mask=True,
     )
     out = source.rgb.copy()

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,9 @@ from pattnet.errors import PattnetError
 from pattnet.registration.template import IRIS_LEFT, IRIS_RIGHT, load_template
 from pattnet.registration.warp import triangle_areas
 from pattnet.synth.face_frame import FaceFrame
+
+if TYPE_CHECKING:
+    from pattnet.registration import RegisteredFace, Registrar
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +49,18 @@ def _sanitize(name: str) -> str:
     return s or "face"
 
 
-def _source_face(identity: str, origin: str, index: int, rgb: np.ndarray, face,
+def _source_face(identity: str, origin: str, index: int, rgb: np.ndarray, face: RegisteredFace,
                  target_iod: float) -> SourceFace:
     """Crop (and shrink) the photo around a registered face so later warps stay cheap.
 
     Why shrink: the output face has ``target_iod`` px between the irises; warping a 12-MP photo
     per image would cost far more than it adds. Kept at up to 2x the output resolution.
     """
+    canon = face.landmarks_3d
+    if canon is None:  # only faces registered with success are passed here
+        raise PattnetError(f"{identity}: a face without its canonical mesh cannot be deformed")
     pts = np.asarray(face.source_landmarks, dtype=np.float64)
-    ff = FaceFrame.fit(pts, face.landmarks_3d)
+    ff = FaceFrame.fit(pts, canon)
     iod = ff.source_iod
     c = 0.5 * (pts[IRIS_LEFT, :2] + pts[IRIS_RIGHT, :2])
     half = 5.0 * iod  # room for rotation, scale and shift of the output crop
@@ -69,7 +76,7 @@ def _source_face(identity: str, origin: str, index: int, rgb: np.ndarray, face,
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         pts = np.stack([(pts[:, 0] + 0.5) * fx - 0.5, (pts[:, 1] + 0.5) * fy - 0.5,
                         pts[:, 2] * 0.5 * (fx + fy)], axis=1)
-    ff = FaceFrame.fit(pts, face.landmarks_3d)
+    ff = FaceFrame.fit(pts, canon)
     tri = load_template().triangles.astype(np.int64)
     # a triangle hidden in the source (far side of a turned head) keeps the photo as it is
     a_src = triangle_areas(pts, tri)
@@ -78,7 +85,7 @@ def _source_face(identity: str, origin: str, index: int, rgb: np.ndarray, face,
     return SourceFace(identity, origin, index, np.ascontiguousarray(crop), pts, ff, visible)
 
 
-def _neutrality(face) -> float:
+def _neutrality(face: RegisteredFace) -> float:
     """Smaller = more neutral mouth (closed, narrow): video frames to deform are picked among the
     most neutral ones, because a source expression is constant per image and unlabelled."""
     lm = face.landmarks
@@ -88,7 +95,8 @@ def _neutrality(face) -> float:
     return opening + 0.5 * width
 
 
-def _video_candidates(path: Path, n_frames: int, registrar) -> list[tuple[int, np.ndarray, object]]:
+def _video_candidates(path: Path, n_frames: int, registrar: Registrar
+                      ) -> list[tuple[int, np.ndarray, RegisteredFace]]:
     from pattnet.io import iter_frames
     from pattnet.io.probe import try_probe_video
 
@@ -132,8 +140,7 @@ def bundled_faces(n_lfw: int = 40) -> list[tuple[str, np.ndarray]]:
 
     from pattnet.io import to_rgb_uint8
 
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        grace = mimage.imread(fh, format="jpg")
+    grace = mimage.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     out = [("astronaut", to_rgb_uint8(data.astronaut())), ("grace_hopper", to_rgb_uint8(grace))]
     lfw = data.lfw_subset()[:100]  # the first 100 images of the subset are faces
     for i, g in enumerate(lfw[: max(0, n_lfw)]):
@@ -180,7 +187,7 @@ class _Identities:
             sf.identity = name
         self.out[name] = sf_list
 
-    def add_video(self, name: str, origin: str, path: Path, registrar) -> None:
+    def add_video(self, name: str, origin: str, path: Path, registrar: Registrar) -> None:
         cands = _video_candidates(path, self.frames_per_video, registrar)
         sfs = [_source_face(name, origin, i, rgb, f, self.target_iod) for i, rgb, f in cands]
         sfs = [s for s in sfs if s.frame.source_iod >= self.min_iod]

@@ -32,7 +32,8 @@ def fold_model(cfg: TrainConfig, aus: Sequence[int], fold: int, device: torch.de
     set_fused(model, cfg.fused_kernels)
     set_batched(model, use_batched(cfg.batched, device))
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's overloads do not list it
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 
 

@@ -124,6 +124,26 @@ def test_photo_changes_only_around_the_moved_mesh(astro_source, au):
     assert diff[allowed == 0].max() == 0
 
 
+@pytest.mark.parametrize("au", [4, 12])
+def test_relief_shading_changes_only_the_moved_face_and_only_when_asked(astro_source, au):
+    from pattnet.synth.relief import Light
+
+    plain, new_pts, _ = apply_aus(astro_source, {au: 1.0})
+    light = Light((0.4, -0.5, -float(np.sqrt(1 - 0.41))), 1.0)
+    shaded, _, _ = apply_aus(astro_source, {au: 1.0}, light=light)
+    off, _, _ = apply_aus(astro_source, {au: 1.0}, light=Light(light.direction, 0.0))
+    assert np.array_equal(off, plain)
+    diff = np.abs(shaded.astype(int) - plain.astype(int)).max(axis=2)
+    assert diff.max() >= 5  # the surface's turn shows
+    moved = np.linalg.norm(new_pts - astro_source.points, axis=1) > 1e-3
+    tri = load_template().triangles
+    allowed = np.zeros(diff.shape, np.uint8)
+    for t in tri[moved[tri].any(axis=1)]:
+        cv2.fillConvexPoly(allowed, np.round(new_pts[t, :2]).astype(np.int32), 1)
+    allowed = cv2.dilate(allowed, np.ones((15, 15), np.uint8))
+    assert diff[allowed == 0].max() == 0
+
+
 @pytest.mark.parametrize("au", BP4D_AUS)
 def test_furrows_darken_their_own_area_in_proportion_to_intensity(astro_source, au):
     """Each AU's wrinkles/furrows only darken, only in that AU's part of the face, and twice
@@ -276,7 +296,8 @@ def test_csv_fields_round_trip_for_awkward_source_paths(tmp_path, astronaut):
         ["path", "subject", "frame", *names, "source", "source_frame"]
         + [f"I{a:02d}" for a in AUS] + [f"requested_I{a:02d}" for a in AUS]
         + ["rotation", "scale", "shift_x", "shift_y", "gain", "offset", "exposure", "wb_r",
-           "wb_g", "wb_b", "blur", "noise", "jpeg", "jaw_drop"])
+           "wb_g", "wb_b", "blur", "noise", "jpeg", "jaw_drop", "light_x", "light_y", "light_z",
+           "light_strength"])
     man = pd.read_csv(out / "manifest.csv")
     assert list(man.columns) == ["path", "subject", "session", "frame", *names]
     assert det["path"].tolist() == man["path"].tolist() and len(man) == 2

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensor", action="store_true",
                         help="also degrade each image as a camera and a file would (exposure, "
                              "white balance, blur, noise, JPEG)")
+    parser.add_argument("--relief", action="store_true",
+                        help="also shade each deformed face under a light drawn for the image "
+                             "(the change of the 3D surface's shading, in linear light)")
     parser.add_argument("--jaw", type=float, default=0.0, metavar="SHARE",
                         help="share of images whose mouth is also opened (a jaw drop, not "
                              "labelled: a dropped jaw is none of the 12 AUs; default 0)")
@@ -56,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         frames_per_video=args.frames_per_video, seed=args.seed, folds=args.folds,
         size=args.size, fps=args.fps, seconds=args.seconds, video=not args.no_video,
         workers=args.workers, sensor=args.sensor, bundled_lfw=args.lfw, jaw=args.jaw,
+        relief=args.relief,
     )
     return 0

@@ -25,6 +25,7 @@ from pattnet.synth.labels import (
     sample_intensities,
     sample_labels,
 )
+from pattnet.synth.relief import sample_light
 from pattnet.synth.render import render, sample_image_params, sample_jaw_drop, sample_sensor
 from pattnet.synth.schedule import Segment, write_schedule_video
 from pattnet.synth.sources import SourceFace, load_sources
@@ -61,6 +62,7 @@ class _Settings:
     bundled_lfw: int
     sensor: bool = False
     jaw: float = 0.0  # share of images with an (unlabelled) open mouth
+    relief: bool = False  # shade the deformed surface under a light drawn per image
 
     @property
     def target_iod(self) -> float:
@@ -142,6 +144,8 @@ class _ImageMaker:
             params = dataclasses.replace(params, sensor=sample_sensor(rng))
         if self.cfg.jaw > 0:
             inten = {**inten, **sample_jaw_drop(rng, self.cfg.jaw, labels)}
+        if self.cfg.relief:
+            params = dataclasses.replace(params, light=sample_light(rng))
         sfs = self.sources[name]
         src = sfs[k % len(sfs)]
         im = render(src, inten, params, size=self.cfg.size, target_iod=self.cfg.target_iod)
@@ -153,7 +157,8 @@ class _ImageMaker:
                 f"{p.rotation:.2f}", f"{p.scale:.3f}", f"{p.shift[0]:.3f}", f"{p.shift[1]:.3f}",
                 f"{p.gain:.3f}", f"{p.offset:.2f}", f"{p.sensor.exposure:.3f}",
                 *(f"{v:.3f}" for v in p.sensor.white_balance), f"{p.sensor.blur:.2f}",
-                f"{p.sensor.noise:.2f}", str(p.sensor.jpeg), f"{im.jaw_drop:.3f}"]
+                f"{p.sensor.noise:.2f}", str(p.sensor.jpeg), f"{im.jaw_drop:.3f}",
+                *(f"{v:.3f}" for v in p.light.direction), f"{p.light.strength:.3f}"]
 
 
 def _render_images(out: Path, sources: Sources, cfg: _Settings) -> list[list[str]]:
@@ -172,7 +177,8 @@ def _write_tables(out: Path, rows: list[list[str]]) -> None:
     det = ["path", "subject", "frame", *names, "source", "source_frame",
            *(f"I{a:02d}" for a in AUS), *(f"requested_I{a:02d}" for a in AUS),
            "rotation", "scale", "shift_x", "shift_y", "gain", "offset", "exposure", "wb_r",
-           "wb_g", "wb_b", "blur", "noise", "jpeg", "jaw_drop"]
+           "wb_g", "wb_b", "blur", "noise", "jpeg", "jaw_drop", "light_x", "light_y", "light_z",
+           "light_strength"]
     write_csv(out / DETAILS, det, rows)
     write_csv(out / MANIFEST, ["path", "subject", "session", "frame", *names],
               ([r[0], r[1], "synth", r[2], *r[_LABELS]] for r in rows))
@@ -182,7 +188,7 @@ def _config_record(cfg: _Settings, faces: Sequence[str | Path] | None) -> dict[s
     return {"per_identity": cfg.per_identity, "frames_per_video": cfg.frames_per_video,
             "folds": cfg.folds, "size": cfg.size, "target_iod": round(cfg.target_iod, 2),
             "fps": cfg.fps, "seconds": cfg.seconds, "video": cfg.video, "sensor": cfg.sensor,
-            "jaw": cfg.jaw,
+            "jaw": cfg.jaw, "relief": cfg.relief,
             "intensity_range": list(INTENSITY_RANGE), "min_visible": MIN_VISIBLE,
             "faces": [str(f) for f in faces] if faces else ["bundled"]}
 
@@ -245,6 +251,7 @@ def synthesize(
     bundled_lfw: int = 40,
     sensor: bool = False,
     jaw: float = 0.0,
+    relief: bool = False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Build the controlled AU set in ``out`` and return what synth.json records.
@@ -253,6 +260,8 @@ def synthesize(
     ``faces`` is None. ``sensor``: each image also gets a camera's degradations
     (:func:`~pattnet.synth.render.sample_sensor`). ``jaw``: share of images whose mouth is also
     opened (the jaw drop, unlabelled: :func:`~pattnet.synth.render.sample_jaw_drop`).
+    ``relief``: each image's deformed surface is also shaded under a light drawn for it
+    (:func:`~pattnet.synth.relief.shade_relief`).
 
     Deterministic given the inputs and ``seed``: image k of identity i draws from its own
     generator seeded with (seed, i, k), whatever ``workers`` is.
@@ -262,7 +271,7 @@ def synthesize(
     t0 = time.monotonic()
     out = Path(out).expanduser()
     cfg = _Settings(per_identity, frames_per_video, seed, folds, size, fps, seconds, video, workers,
-                    bundled_lfw, sensor, jaw)
+                    bundled_lfw, sensor, jaw, relief)
     cfg.check()
     skipped: list[str] = []
     sources = _load_enough_sources(faces, cfg, skipped)

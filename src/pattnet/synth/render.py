@@ -16,6 +16,7 @@ from pattnet.registration.warp import piecewise_affine_warp
 from pattnet.synth.deformations import deform_mesh
 from pattnet.synth.furrows import shade_furrows, shade_mouth
 from pattnet.synth.labels import AUS, MIN_VISIBLE
+from pattnet.synth.relief import Light, shade_relief
 from pattnet.synth.sources import SourceFace
 
 #: The jaw drop (AU26), drawn with a dark mouth opening; synth applies it unlabelled.
@@ -88,7 +89,8 @@ def apply_sensor(rgb: np.ndarray, s: Sensor) -> np.ndarray:
 class ImageParams:
     """The nuisance transform of one image: in-plane rotation (deg, positive = clockwise on
     screen), scale (1 = face IOD ``target_iod`` px), shift (fraction of the image side),
-    brightness (gain, offset) and the camera's degradations (``sensor``)."""
+    brightness (gain, offset), the camera's degradations (``sensor``) and the light that shades
+    the deformed surface (``light``; strength 0 = no relief shading)."""
 
     rotation: float = 0.0
     scale: float = 1.0
@@ -96,6 +98,7 @@ class ImageParams:
     gain: float = 1.0
     offset: float = 0.0
     sensor: Sensor = Sensor()
+    light: Light = Light()
 
 
 def sample_image_params(rng: np.random.Generator) -> ImageParams:
@@ -125,7 +128,8 @@ class SynthImage:
 
 
 def apply_aus(
-    source: SourceFace, intensities: dict[int, float], *, grid_step: int = 2
+    source: SourceFace, intensities: dict[int, float], *, grid_step: int = 2,
+    light: Light | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
     """Deform the source photo: (image, displaced source landmarks (478, 3), effective
     intensities). Pixels outside the face mesh (and triangles hidden in the source) are the
@@ -145,6 +149,9 @@ def apply_aus(
     )
     out = source.rgb.copy()
     np.copyto(out, warped, where=mask.astype(bool)[:, :, None])
+    if light is not None:
+        out = shade_relief(out, source.points, new_pts,
+                           tri[np.asarray(source.visible, dtype=bool)], light)
     out = shade_furrows(out, new_pts, eff, ff.source_iod, source.visible)
     if eff.get(JAW_DROP, 0.0) > 0:
         out = shade_mouth(out, new_pts, ff.source_iod)
@@ -176,7 +183,7 @@ def render(
 ) -> SynthImage:
     """One synthetic image: AUs applied at ``intensities`` (0..1 each), then the nuisance
     transform ``params``; output ``size`` x ``size`` RGB uint8."""
-    img, pts, eff = apply_aus(source, intensities, grid_step=grid_step)
+    img, pts, eff = apply_aus(source, intensities, grid_step=grid_step, light=params.light)
     m = _output_affine(source, source.points, params, size, target_iod)
     out = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT_101)

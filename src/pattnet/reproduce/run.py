@@ -76,15 +76,17 @@ def estimate(p: Plan, echo: Callable[[str], None] = print) -> float:
     train_frames = usable * (p.base.folds - 1) / p.base.folds * (1 - p.base.val_fraction)
     if p.base.max_batches is not None:
         train_frames = min(train_frames, p.base.max_batches * p.base.batch_size)
-    eval_frames = usable * (1 / p.base.folds + (p.base.folds - 1) / p.base.folds
-                            * p.base.val_fraction)
+    val_frames = usable * (p.base.folds - 1) / p.base.folds * p.base.val_fraction
+    test_frames = usable / p.base.folds
     rates = step_rates(p.experiments, p.base, st.aus)
     left = 0.0
     echo(f"grid of {len(p.experiments)} experiment(s) x {p.base.folds} folds on {p.store} "
          f"({usable} usable frames; {p.base.epochs} epochs, batch {p.base.batch_size}):")
     for pr in progress(p.out, p.experiments, p.base.folds):
         train_rate, eval_rate = rates[pr.experiment.name]
-        per_fold = p.base.epochs * (train_frames / train_rate + eval_frames / eval_rate)
+        # validated after every epoch, tested once with the selected epoch
+        per_fold = (p.base.epochs * (train_frames / train_rate + val_frames / eval_rate)
+                    + test_frames / eval_rate)
         todo = (pr.total - pr.finished) * per_fold
         left += todo
         echo(f"  {pr.experiment.name:20s} {pr.finished}/{pr.total} folds done; "

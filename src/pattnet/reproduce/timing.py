@@ -15,21 +15,19 @@ from collections.abc import Callable, Sequence
 import torch
 
 from pattnet.constants import HOLISTIC_SHAPE, PATCH_SHAPE
-from pattnet.models import create_model
-from pattnet.models.batched import set_batched, use_batched
-from pattnet.models.encoder import set_fused
 from pattnet.models.inputs import to_model_input
 from pattnet.reproduce.grid import Experiment
 from pattnet.runtime import resolve_device, resolve_precision
 from pattnet.train import (
     TrainConfig,
     backward_networks,
+    fold_model,
+    make_optimizer,
     network_pool,
     network_threads,
     networks,
     split_networks,
 )
-from pattnet.train.build import make_optimizer
 
 
 def _batch(kind: str, n: int, cfg: TrainConfig, device: torch.device,
@@ -43,14 +41,7 @@ def _batch(kind: str, n: int, cfg: TrainConfig, device: torch.device,
 def _rates(e: Experiment, base: TrainConfig, aus: Sequence[int], device: torch.device,
            steps: int = 2, batch: int | None = None) -> tuple[float, float]:
     cfg = e.config(base)
-    model = create_model(cfg.model, aus=list(aus), **({"patch": cfg.patch}
-                                                       if cfg.model == "single-patch" else {}))
-    model = model.to(device).train()
-    if cfg.channels_last:
-        # Module.to takes memory_format at run time; torch's overloads do not list it
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    set_fused(model, cfg.fused_kernels)
-    set_batched(model, use_batched(cfg.batched, device))
+    model = fold_model(cfg, aus, 1, device).train()  # built exactly as training builds it
     amp = resolve_precision(cfg.precision, device)
     # a CPU step of the paper's batch takes many seconds: the estimate times a smaller one
     n = batch or (cfg.batch_size if device.type == "cuda" else min(cfg.batch_size, 8))
@@ -64,18 +55,20 @@ def _rates(e: Experiment, base: TrainConfig, aus: Sequence[int], device: torch.d
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
 
-    def train_step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with network_pool(len(parts)) as pool:
-            backward_networks(parts, x, y, pw, autocast, pool)
-        opt.step()
-
     def eval_step() -> None:
         with torch.no_grad(), autocast():
             model.eval()(x)
         model.train()
 
-    return n / _timed(train_step, steps, device), n / _timed(eval_step, steps, device)
+    with network_pool(len(parts)) as pool:  # one pool for all steps, as the trainer's epoch
+
+        def train_step() -> None:
+            opt.zero_grad(set_to_none=True)
+            backward_networks(parts, x, y, pw, autocast, pool)
+            opt.step()
+
+        train_rate = n / _timed(train_step, steps, device)
+    return train_rate, n / _timed(eval_step, steps, device)
 
 
 def _timed(fn: Callable[[], object], steps: int, device: torch.device) -> float:

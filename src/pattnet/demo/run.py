@@ -51,8 +51,8 @@ class DemoModel:
 
     @property
     def schedule_csv(self) -> Path:
-        return self.out / "detect" / ("schedule-patches.csv" if self.key == "patches"
-                                      else "schedule.csv")
+        return DemoPaths(self.out).detect / ("schedule-patches.csv" if self.key == "patches"
+                                             else "schedule.csv")
 
 
 @dataclass(frozen=True)

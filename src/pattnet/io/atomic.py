@@ -104,19 +104,30 @@ def publish_as(tmp: Path, path: Path, *, overwrite: bool) -> Path:
     return publish(tmp, path) if overwrite else publish_apart(tmp, path)
 
 
-def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
-    """Refuse, in one line, an output folder this process could not create or write in, without
-    creating anything (a run that then fails on its inputs leaves no empty folder behind)."""
+def _output_folder(path: str | Path, flag: str) -> Path:
+    """``path``, refused in one line when a file holds the name."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise PattnetError(f"{p}: {flag} names a file, not a folder; choose another {flag}")
+    return p
+
+
+def _write_probe(folder: Path) -> None:
+    """Create and remove a file in ``folder``: the one sure test that this process may write."""
+    fd, probe = tempfile.mkstemp(prefix=".pattnet-write-test.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse, in one line, an output folder this process could not create or write in, without
+    creating anything (a run that then fails on its inputs leaves no empty folder behind)."""
+    p = _output_folder(path, flag)
     probe_in = p if p.exists() else next((a for a in p.absolute().parents if a.exists()), None)
     if probe_in is None or not probe_in.is_dir():
         raise PattnetError(f"{p}: cannot create this {flag} folder ({probe_in} is not a folder)")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".pattnet-write-test.", dir=probe_in)
-        os.close(fd)
-        os.unlink(probe)
+        _write_probe(probe_in)
     except OSError as exc:
         raise PattnetError(f"{p}: cannot write {'in this' if probe_in == p else 'this'} {flag} "
                            f"folder ({exc.strerror or exc})") from exc
@@ -126,14 +137,10 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
 def ensure_output_dir(path: str | Path, flag: str = "--out") -> Path:
     """``path`` as a folder this process can write in, created if need be; otherwise one line
     naming it and saying why (a file of that name, no permission, a read-only disk)."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise PattnetError(f"{p}: {flag} names a file, not a folder; choose another {flag}")
+    p = _output_folder(path, flag)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".pattnet-write-test.", dir=p)
-        os.close(fd)
-        os.unlink(probe)
+        _write_probe(p)
     except OSError as exc:
         raise PattnetError(f"{p}: cannot write in this {flag} folder ({exc.strerror or exc})") from exc
     return p

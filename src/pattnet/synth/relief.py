@@ -15,12 +15,25 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["AMBIENT", "Light", "sample_light", "shade_relief", "shading_ratio"]
+__all__ = ["AMBIENT", "GAMMA", "Light", "from_linear", "sample_light", "shade_relief",
+           "shading_ratio", "to_linear"]
 
 #: Share of light that reaches every surface whatever its orientation (sky, walls, skin scatter).
 AMBIENT = 0.35
+#: The display gamma between 8-bit pixel values and linear light, where light adds and scales.
+GAMMA = 2.2
 #: Pixels per interpolated ratio sample; the ratio is smooth, so a coarse grid is enough.
 _STEP = 4
+
+
+def to_linear(rgb: np.ndarray) -> np.ndarray:
+    """8-bit pixel values -> linear light in [0, 1] (float32)."""
+    return (rgb.astype(np.float32) / 255.0) ** GAMMA
+
+
+def from_linear(lin: np.ndarray) -> np.ndarray:
+    """Linear light -> pixel values on the 0-255 scale (float, clipped to the displayable)."""
+    return np.clip(lin, 0.0, 1.0) ** (1 / GAMMA) * 255.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,6 @@ def shade_relief(image: np.ndarray, old_pts: np.ndarray, new_pts: np.ndarray, tr
     field = cv2.resize(grid.astype(np.float32), (len(gx) * _STEP, len(gy) * _STEP),
                        interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     out = image.copy()
-    roi = (out[y0:y1, x0:x1].astype(np.float32) / 255.0) ** 2.2 * field[:, :, None]
-    out[y0:y1, x0:x1] = np.clip(roi ** (1 / 2.2) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    roi = to_linear(out[y0:y1, x0:x1]) * field[:, :, None]
+    out[y0:y1, x0:x1] = np.clip(from_linear(roi) + 0.5, 0, 255).astype(np.uint8)
     return out

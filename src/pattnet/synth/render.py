@@ -16,7 +16,7 @@ from pattnet.registration.warp import piecewise_affine_warp
 from pattnet.synth.deformations import deform_mesh
 from pattnet.synth.furrows import shade_furrows, shade_mouth
 from pattnet.synth.labels import AUS, MIN_VISIBLE
-from pattnet.synth.relief import Light, shade_relief
+from pattnet.synth.relief import Light, from_linear, shade_relief, to_linear
 from pattnet.synth.sources import SourceFace
 
 #: The jaw drop (AU26), drawn with a dark mouth opening; synth applies it unlabelled.
@@ -70,9 +70,8 @@ def apply_sensor(rgb: np.ndarray, s: Sensor) -> np.ndarray:
     """``rgb`` (uint8) as the camera and file of ``s`` would have recorded it."""
     if s == Sensor():
         return rgb
-    lin = (rgb.astype(np.float32) / 255.0) ** 2.2
-    lin *= s.exposure * np.asarray(s.white_balance, dtype=np.float32)
-    x: np.ndarray = np.clip(lin, 0.0, 1.0) ** (1 / 2.2) * 255.0
+    lin = to_linear(rgb) * (s.exposure * np.asarray(s.white_balance, dtype=np.float32))
+    x = from_linear(lin)
     if s.blur > 0.05:
         x = cv2.GaussianBlur(x, (0, 0), s.blur)
     if s.noise > 0:

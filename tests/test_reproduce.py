@@ -81,3 +81,19 @@ def test_killed_grid_resumes_to_the_report_of_an_uninterrupted_one(store, tmp_pa
     assert r.returncode == 0, r.stderr[-3000:]
     for t in TABLES:
         assert (cut / "report" / t).read_bytes() == (full / "report" / t).read_bytes(), t
+
+
+def test_each_gpu_worker_repeats_the_command_it_was_started_by():
+    """The workers' command comes from the parsed arguments, not from ``sys.argv`` (which is
+    pytest's here, as it is any Python caller's of ``pattnet.cli.main``)."""
+    from pattnet.cli import build_parser
+    from pattnet.cli.reproduce import _worker_argv
+
+    parser = build_parser()
+    given = ["reproduce", "st", "--out", "grid", "--only", "pattnet", "holistic", "--skip",
+             "single-patch", "--set", "epochs=2", "lr=0.01", "--gpus", "4", "--no-progress"]
+    args = parser.parse_args(given)
+    again = parser.parse_args([*_worker_argv(args), "--worker", "1/4"])
+    for key in ("store", "out", "only", "skip", "set", "no_progress", "dry_run"):
+        assert getattr(again, key) == getattr(args, key), key
+    assert again.worker == "1/4"

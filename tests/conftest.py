@@ -44,3 +44,21 @@ def astronaut():
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def _session_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored(_session_threads):
+    """A Detector sets torch's process-wide thread count (CPUs / workers), and training results
+    depend on it: every test runs with the count the session started with."""
+    import torch
+
+    torch.set_num_threads(_session_threads)
+    yield
+    torch.set_num_threads(_session_threads)

@@ -171,6 +171,7 @@ def export_run(
     path = save_checkpoint(out, model, threshold=thr, mean=float(cfg["mean"]),
                            std=float(cfg["std"]), source=source, normalize=normalize,
                            reference=reference, mesh_reference=mesh_reference,
-                           weights_dtype=weights_dtype)
+                           weights_dtype=weights_dtype,
+                           person_reference=str(cfg.get("reference", "mean")))
     return ExportResult(path=path, fold=int(fold), epoch=int(epoch), criterion=criterion,
                         value=value, reason=reason)

@@ -29,6 +29,10 @@ you runs no pickled code. Layout (``format_version`` 1)::
     mesh_reference   float32 (478, 3)   (models of the mesh) the training population's mean
                                         canonical mesh: the reference of a face seen once, and
                                         the prior of detect's running per-person mean mesh
+    person_reference "mean" | "neutral" (optional, default mean) which of a person's frames
+                                        the model was trained against (TrainConfig.reference):
+                                        what detect's --reference auto estimates
+    threshold_source ["...", ...]       (optional) one per AU: how its threshold was chosen
     template_version "pattnet-mp478-v1" the registration template the patches were cut with
     state_dict       {name: tensor}
     weights_dtype    "float16"          (optional) floating weights stored at half precision to
@@ -82,6 +86,8 @@ class Checkpoint:
     normalize: str = "global"
     reference: Any = None  # numpy float32, the shape of one image sample (subject only)
     mesh_reference: Any = None  # numpy float32 (478, 3), models of the mesh only
+    person_reference: str = "mean"  # TrainConfig.reference: mean | neutral
+    threshold_source: list[str] | None = None  # per AU, how its threshold was chosen
 
     @property
     def input_kind(self) -> str:
@@ -109,6 +115,13 @@ def _thresholds(threshold: float | Sequence[float], n: int) -> list[float]:
     return vals
 
 
+def _threshold_source(source: Sequence[str], n: int) -> list[str]:
+    """One line per AU saying how its threshold was chosen: what the writer and loader accept."""
+    if isinstance(source, str) or len(source) != n or not all(isinstance(v, str) for v in source):
+        raise CheckpointError(f"threshold_source must be one string per AU ({n}), got {source!r}")
+    return list(source)
+
+
 def _plain(obj: Any) -> Any:
     """Only types ``weights_only`` accepts: refuse numpy scalars, paths, dataclasses silently."""
     if isinstance(obj, dict):
@@ -124,19 +137,23 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
 
 
-def _normalisation(model: Any, normalize: str, reference: Any, mesh_reference: Any
-                   ) -> dict[str, Any]:
+def _normalisation(model: Any, normalize: str, reference: Any, mesh_reference: Any,
+                   person_reference: str = "mean") -> dict[str, Any]:
     """The ``normalize`` entry, the population reference face a subject model needs and the
     population mean mesh a model of the mesh needs."""
-    from pattnet.store.reference import MODES
+    from pattnet.store.reference import MODES, REFERENCES
 
     if normalize not in MODES:
         raise CheckpointError(f"normalize must be one of {', '.join(MODES)}, got {normalize!r}")
+    if person_reference not in REFERENCES:
+        raise CheckpointError(f"person_reference must be one of {', '.join(REFERENCES)}, got "
+                              f"{person_reference!r}")
     kinds = tuple(model.input_kinds)
     images = [k for k in kinds if k != "mesh"]
     if normalize == "subject" and images and reference is None:
         raise CheckpointError("a subject-normalised model needs its population reference face")
-    extra: dict[str, Any] = {"normalize": normalize, "input_kinds": list(kinds)}
+    extra: dict[str, Any] = {"normalize": normalize, "input_kinds": list(kinds),
+                             "person_reference": person_reference}
     if normalize == "subject" and images:
         extra["reference"] = torch.tensor(reference, dtype=torch.float32).contiguous()
     if "mesh" in kinds:
@@ -158,6 +175,8 @@ def checkpoint_dict(
     reference: Any = None,
     mesh_reference: Any = None,
     weights_dtype: str | None = None,
+    person_reference: str = "mean",
+    threshold_source: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The dict :func:`save_checkpoint` writes (exposed for tests and for other writers)."""
     from pattnet import __version__
@@ -165,7 +184,9 @@ def checkpoint_dict(
 
     aus = [int(a) for a in model.aus]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    extra = _normalisation(model, normalize, reference, mesh_reference)
+    extra = _normalisation(model, normalize, reference, mesh_reference, person_reference)
+    if threshold_source is not None:
+        extra["threshold_source"] = _threshold_source(threshold_source, len(aus))
     if weights_dtype is not None:
         if weights_dtype != "float16":
             raise CheckpointError(f"weights_dtype must be float16 or None, got {weights_dtype!r}")
@@ -204,6 +225,8 @@ def save_checkpoint(
     reference: Any = None,
     mesh_reference: Any = None,
     weights_dtype: str | None = None,
+    person_reference: str = "mean",
+    threshold_source: Sequence[str] | None = None,
 ) -> Path:
     """Write ``model`` (an :class:`~pattnet.models.AUModel`) and its usage facts to ``path``.
 
@@ -215,7 +238,8 @@ def save_checkpoint(
     data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
                            template_version=template_version, source=source,
                            normalize=normalize, reference=reference,
-                           mesh_reference=mesh_reference, weights_dtype=weights_dtype)
+                           mesh_reference=mesh_reference, weights_dtype=weights_dtype,
+                           person_reference=person_reference, threshold_source=threshold_source)
     # Through memory rather than a temporary file: torch.save names the archive inside the file
     # after the file, so a temporary name would make the same model give different bytes.
     buf = io.BytesIO()

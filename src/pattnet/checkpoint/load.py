@@ -12,9 +12,16 @@ from typing import Any
 
 import torch
 
-from pattnet.checkpoint.format import Checkpoint, CheckpointError, _thresholds, read_checkpoint
+from pattnet.checkpoint.format import (
+    Checkpoint,
+    CheckpointError,
+    _threshold_source,
+    _thresholds,
+    read_checkpoint,
+)
 from pattnet.constants import HOLISTIC_SHAPE, MESH_SHAPE, PATCH_SHAPE, au_name
 from pattnet.errors import PattnetError
+from pattnet.store.reference import REFERENCES
 
 
 def _check_template(p: Path, data: dict[str, Any]) -> None:
@@ -132,10 +139,20 @@ def load_checkpoint(
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from exc
     normalize, reference, mesh_reference = _read_normalisation(p, data, model.input_kinds)
+    person_reference = str(data.get("person_reference", "mean"))
+    if person_reference not in REFERENCES:
+        raise CheckpointError(f"{p}: unknown person_reference {person_reference!r}; written by "
+                              "a newer pattnet?")
+    source_of = data.get("threshold_source")
+    try:
+        threshold_source = None if source_of is None else _threshold_source(source_of, len(aus))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: {exc}") from exc
     return Checkpoint(
         model=model, aus=aus, threshold=threshold, mean=float(data["mean"]),
         std=float(data["std"]), template_version=str(data["template_version"]),
         pattnet_version=str(data.get("pattnet_version", "?")), path=p,
         source=dict(data.get("source") or {}), normalize=normalize, reference=reference,
-        mesh_reference=mesh_reference,
+        mesh_reference=mesh_reference, person_reference=person_reference,
+        threshold_source=threshold_source,
     )

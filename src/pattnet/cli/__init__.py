@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="PAttNet facial action unit detection with open 3D face registration.",
     )
     parser.add_argument("--version", action="version", version=f"pattnet {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the native libraries' own log lines (MediaPipe, "
+                             "TensorFlow Lite), which are hidden otherwise")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, mod in _commands():
@@ -66,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    if not args.verbose:
+        from pattnet.io.native_log import quiet_native_logs
+
+        quiet_native_logs()
     try:
         rc = args._run(args)
     except PattnetError as exc:

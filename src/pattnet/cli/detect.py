@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pattnet.cli.outcome import Outcome, named
 
@@ -62,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="models trained with person-specific normalisation: video frames "
                              "read to build the person's reference face before the first is "
                              "scored (default 60)")
+    parser.add_argument("--reference", default="auto", metavar="auto|neutral|mean|prior|FILE",
+                        help="models trained with person-specific normalisation: what each face "
+                             "is scored against. neutral: the person's least expressive frames; "
+                             "mean: the mean of their frames; prior: the training population's "
+                             "neutral face; FILE: a neutral photo of the person (the most "
+                             "accurate); auto (default): prior for a photo, the model's own "
+                             "choice for a video. neutral or mean with several photos takes them "
+                             "as one person's and pools them")
     parser.add_argument("--hysteresis", type=float, default=0.1, metavar="M",
                         help="videos: an AU turns on at its threshold + M and off below its "
                              "threshold - M, so that jitter does not make it flicker (default "
@@ -160,6 +169,31 @@ def _print_photo(det: Detector, csv: Path) -> None:
                                                      "threshold"))
 
 
+def _references(det: Detector, choice: str, sources: list[Path | int]
+                ) -> Callable[[Path | int], Any]:
+    """The reference each input gets: ``choice`` (a name), the person's reference made from a
+    photo FILE, or, for neutral/mean with several photos, those photos pooled as one person's."""
+    from pattnet.detect.calibration import CHOICES
+    from pattnet.errors import PattnetError
+    from pattnet.io import is_image
+
+    if choice not in CHOICES:
+        ref_file = Path(choice)
+        if not ref_file.is_file():
+            raise PattnetError(f"--reference {choice}: not one of {', '.join(CHOICES)} and no "
+                               "such file (give a neutral photo of the person)")
+        ref = det.person_reference([ref_file], "mean")
+        print(f"pattnet: reference: {ref_file} (the person's own face)", file=sys.stderr)
+        return lambda src: ref
+    photos = [s for s in sources if isinstance(s, Path) and is_image(s)]
+    if choice in ("neutral", "mean") and len(photos) > 1:
+        pooled = det.person_reference(photos, choice)
+        print(f"pattnet: reference: {choice} of {len(photos)} photos taken as one person's "
+              f"({pooled.frames} averaged)", file=sys.stderr)
+        return lambda src: pooled if src in photos else choice
+    return lambda src: choice
+
+
 def run(args: argparse.Namespace) -> int:
     from pattnet.detect import Detector
     from pattnet.io.atomic import ensure_output_dir
@@ -172,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
                    calibration_frames=args.calibration_frames, hysteresis=args.hysteresis)
     outcome = Outcome(len(sources))
     try:
+        reference_of = _references(det, args.reference, sources)
         for src, stem in zip(sources, stems, strict=True):
+            det.reference = reference_of(src)
             if not _detect_one(det, src, stem, args, outcome):
                 break
     finally:

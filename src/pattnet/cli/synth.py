@@ -4,6 +4,9 @@ Writes ``DIR/images/<identity>_<k>.png``, ``DIR/manifest.csv`` (for ``pattnet pr
 manifest``), ``DIR/synth_labels.csv`` (intensities and nuisance transform per image),
 ``DIR/schedule.mp4`` + ``DIR/schedule.csv`` (AUs on and off on a known schedule) and
 ``DIR/synth.json`` (config, seed, co-occurrence rates). See docs/synth.md.
+
+With ``--meshes`` it writes a store of face meshes instead (no images, no prepare needed):
+``DIR`` is then ready for ``pattnet train DIR --model pattnet-geometry``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jaw", type=float, default=0.0, metavar="SHARE",
                         help="share of images whose mouth is also opened (a jaw drop, not "
                              "labelled: a dropped jaw is none of the 12 AUs; default 0)")
+    parser.add_argument("--meshes", action="store_true",
+                        help="write a store of synthetic face meshes (14 AUs: the 12 and lips "
+                             "part, jaw drop) for models of the mesh, instead of images")
+    parser.add_argument("--neutral", type=float, default=0.3, metavar="SHARE",
+                        help="--meshes: share of neutral samples (default 0.3)")
     parser.add_argument("--lfw", type=int, default=40, metavar="N",
                         help="bundled faces: how many of scikit-image's LFW faces to add "
                              "(default 40, at most 100)")
@@ -54,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fps < 1 or args.seconds <= 0:
         raise PattnetError("--fps and --seconds must be positive")
+    if args.meshes:
+        from pattnet.synth.meshes import MeshSettings, synthesize_meshes
+
+        synthesize_meshes(args.out, args.faces, MeshSettings(
+            per_identity=args.per_identity, seed=args.seed, neutral=args.neutral,
+            bundled_lfw=args.lfw, folds=args.folds))
+        return 0
     synthesize(
         args.out, args.faces, per_identity=args.per_identity,
         frames_per_video=args.frames_per_video, seed=args.seed, folds=args.folds,

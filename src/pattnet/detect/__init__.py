@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pattnet.detect.calibration import PersonReference
 from pattnet.detect.detector import Detector
 from pattnet.detect.schema import (
     BASE_COLUMNS,
@@ -28,5 +29,6 @@ from pattnet.detect.sources import (
 from pattnet.detect.writers import DetectSummary
 
 __all__ = ["BASE_COLUMNS", "PROB_DECIMALS", "DetectSummary", "Detector", "FaceResult", "FrameResult",
+           "PersonReference",
            "check_source", "columns", "default_threads", "default_workers", "frame_count",
            "frame_rate", "frame_rows", "read_detections", "to_dataframe"]

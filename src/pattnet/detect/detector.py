@@ -17,9 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from pattnet.constants import au_name
-from pattnet.detect.calibration import Calibration
+from pattnet.detect.calibration import (
+    Calibration,
+    PersonReference,
+    check_choice,
+    first_faces,
+    person_reference,
+)
 from pattnet.detect.occurrence import Occurrence
+from pattnet.detect.options import registration_settings, select_aus, thresholds
 from pattnet.detect.pipeline import FrameProducer, InOrderScorer, consume, score_items
 from pattnet.detect.schema import FrameResult, frame_rows, to_dataframe
 from pattnet.detect.sources import check_source, default_threads, default_workers, is_moving
@@ -51,6 +57,10 @@ class Detector:
     ``hysteresis``: in a video an AU turns on at its threshold plus this and off below its
     threshold minus this (:mod:`pattnet.detect.occurrence`), so that jitter near the threshold
     does not make it flicker; 0 uses the bare threshold, as for a photo.
+    ``reference``: what each face of a subject-normalised model is scored against: ``auto``,
+    ``neutral``, ``mean``, ``prior`` or a :class:`~pattnet.detect.calibration.PersonReference`
+    (:meth:`person_reference` makes one from a neutral photo of the person, or pools a folder of
+    their photos); :mod:`pattnet.detect.calibration` says what each means.
     """
 
     def __init__(
@@ -71,6 +81,7 @@ class Detector:
         calibration_frames: int = 60,
         prior_weight: float = 10.0,
         hysteresis: float = 0.1,
+        reference: str | PersonReference = "auto",
     ) -> None:
         from pattnet.runtime import resolve_device, resolve_precision
 
@@ -86,10 +97,10 @@ class Detector:
         self.amp_dtype = resolve_precision(precision, self.device)
         self.checkpoint = _load(model, self.device, check_template)
         ck = self.checkpoint
-        self.aus = _select_aus(aus, ck.aus)
+        self.aus = select_aus(aus, ck.aus)
         self._cols = np.array([ck.aus.index(a) for a in self.aus], dtype=np.int64)
-        self.threshold = _thresholds(threshold, ck.threshold, self._cols)
-        self.registration = _registration(registration, max_faces)
+        self.threshold = thresholds(threshold, ck.threshold, self._cols)
+        self.registration = registration_settings(registration, max_faces)
         self.batch_size = int(batch_size)
         self.queue_batches = max(1, int(queue_batches))
         if calibration_frames < 0 or prior_weight < 0:
@@ -99,8 +110,23 @@ class Detector:
         if not 0.0 <= hysteresis < 0.5:
             raise PattnetError(f"hysteresis must lie in [0, 0.5), got {hysteresis}")
         self.hysteresis = float(hysteresis)
+        self.reference = reference
         self._image_registrar: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def reference(self) -> str | PersonReference:
+        """What each face is scored against (see the class docs); settable between inputs."""
+        return self._reference
+
+    @reference.setter
+    def reference(self, choice: str | PersonReference) -> None:
+        choice = check_choice(choice)
+        if self.checkpoint.normalize != "subject" and choice not in ("auto", "prior"):
+            raise PattnetError("this model was trained without person references (normalize: "
+                               "global): it scores every face against its training population, "
+                               "so a reference does not apply")
+        self._reference = choice
 
     # -- model ------------------------------------------------------------------------------
     @property
@@ -130,6 +156,14 @@ class Detector:
         (N, 478, 3) canonical meshes). ``reference``, the same way: each face's person
         reference (``normalize: subject``); what is not given is the training population's.
         """
+        prob, att = self._probabilities(inputs, reference)
+        return prob[:, self._cols], (None if att is None else att[:, self._cols])
+
+    def _probabilities(self, inputs: np.ndarray | dict[str, np.ndarray],
+                       reference: np.ndarray | dict[str, np.ndarray] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` for every AU of the model (the reference estimate counts them all,
+        whichever the caller reports)."""
         import torch
 
         from pattnet.models.inputs import model_inputs
@@ -139,7 +173,7 @@ class Detector:
         arrays = inputs if isinstance(inputs, dict) else {kinds[0]: inputs}
         n = len(next(iter(arrays.values())))
         if n == 0:
-            return np.zeros((0, len(self.aus)), np.float32), None
+            return np.zeros((0, len(ck.aus)), np.float32), None
         given = reference if isinstance(reference, dict) else (
             {} if reference is None else {kinds[0]: reference})
         refs: dict[str, Any] = {}
@@ -155,11 +189,35 @@ class Detector:
                              self.amp_dtype)
             with self._autocast():
                 out = ck.model(x)
-            prob = torch.sigmoid(out.logits.float()).cpu().numpy()[:, self._cols]
+            prob = torch.sigmoid(out.logits.float()).cpu().numpy()
             att = None
             if out.attention is not None:
-                att = out.attention.float().cpu().numpy()[:, self._cols]
+                att = out.attention.float().cpu().numpy()
         return prob, att
+
+    def _prior_prob(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Every AU's probability of each face against the population's reference."""
+        return self._probabilities(arrays)[0]
+
+    def person_reference(self, sources: Sequence[str | Path], mode: str = "mean",
+                         max_frames: int | None = None) -> PersonReference:
+        """One person's reference made from their own faces: ``mean`` of every face in
+        ``sources`` (a neutral photo of the person: the most accurate reference there is), or
+        ``neutral``, the least expressive of them (a folder of the person's photos with
+        expressions among them). Each photo or frame must show that one person (the first
+        face found is taken). Use it as ``Detector(reference=...)``, or set :attr:`reference`.
+        """
+        if self.checkpoint.normalize != "subject":
+            raise PattnetError("this model was trained without person references (normalize: "
+                               "global); a reference does not apply")
+        faces: list[dict[str, np.ndarray]] = []
+        for src in sources:
+            check_source(src)
+            producer = FrameProducer(src, self._registrar_for, kinds=self.checkpoint.input_kinds,
+                                     maxsize=8, keep_frames=False, max_frames=max_frames,
+                                     max_side=None)
+            faces += first_faces(producer)
+        return person_reference(faces, mode, ", ".join(str(s) for s in sources), self._prior_prob)
 
     # -- registration -------------------------------------------------------------------------
     def _registrar_for(self, source: str | Path | int) -> tuple[Any, bool]:
@@ -214,7 +272,8 @@ class Detector:
         producer.start()
         scorer = InOrderScorer(partial(score_items, predict=self.predict), self.workers)
         calibration = Calibration.for_source(self.checkpoint, source, self.calibration_frames,
-                                             self.prior_weight)
+                                             self.prior_weight, self.reference,
+                                             score_prior=self._prior_prob, live=live)
         occurrence = Occurrence(self.threshold, self.hysteresis if is_moving(source) else 0.0)
         try:
             for fr in consume(producer, scorer, calibration, self.batch_size, live):
@@ -322,41 +381,6 @@ def _load(model: str | Path | Any, device: Any, check_template: bool) -> Any:
         model = load_checkpoint(model, device, check_template=check_template)
     set_batched(model.model, device.type == "cuda")  # one grouped kernel per layer on a GPU
     return model
-
-
-def _select_aus(aus: Sequence[int] | None, trained: Sequence[int]) -> list[int]:
-    """The AUs to report: all the model's, or the requested ones if it was trained for them."""
-    if aus is None:
-        return list(trained)
-    want = [int(a) for a in aus]
-    lacking = [a for a in want if a not in trained]
-    if lacking:
-        raise PattnetError(
-            f"the model was trained for {', '.join(au_name(a) for a in trained)}; it has no "
-            f"{', '.join(au_name(a) for a in lacking)}")
-    if len(set(want)) != len(want):
-        raise PattnetError(f"AUs requested twice: {want}")
-    return want
-
-
-def _thresholds(threshold: float | None, trained: Sequence[float], cols: np.ndarray) -> np.ndarray:
-    """One threshold per reported AU: the given one for all, else the checkpoint's own."""
-    if threshold is not None:
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise PattnetError(f"threshold must lie in [0, 1], got {threshold}")
-        return np.full(len(cols), float(threshold))
-    return np.asarray(trained, dtype=np.float64)[cols]
-
-
-def _registration(registration: Any, max_faces: int) -> Any:
-    """The registration settings, with ``max_faces`` applied when it was asked for."""
-    from pattnet.registration import RegistrationConfig
-
-    if registration is None:
-        return RegistrationConfig(max_faces=max_faces)
-    if registration.max_faces != max_faces and max_faces != 1:
-        return RegistrationConfig(**{**registration.__dict__, "max_faces": max_faces})
-    return registration
 
 
 __all__ = ["Detector"]

@@ -8,8 +8,9 @@ Names:
   all AUs in one forward pass, an AU x patch attention map per frame.
 - ``single-patch``: baseline CNN on one patch (``patch=1..9``), one network per AU.
 - ``holistic``: baseline CNN on the 200x200 registered face, one network per AU.
-- ``pattnet-geometry``: beyond the paper: an MLP on the canonical mesh's displacement from the
-  person's reference (:mod:`pattnet.models.geometry`), all AUs in one network.
+- ``pattnet-geometry``: beyond the paper: a linear model (two linear layers, no non-linearity
+  between them) on the canonical mesh's displacement from the person's reference
+  (:mod:`pattnet.models.geometry` says why linear), all AUs in one network.
 - ``pattnet-fusion``: beyond the paper: ``pattnet-multilabel`` and ``pattnet-geometry`` side by
   side, mixed per AU by a learned gate; attention maps as PAttNet's.
 """
@@ -64,8 +65,8 @@ def _pattnet_multilabel(aus: Sequence[int], mode: str = "multilabel", **kw: Any)
 
 
 @register_model("pattnet-geometry",
-                "MLP on the canonical face mesh's displacement from the person's reference, "
-                "one output per AU")
+                "linear on the canonical face mesh's displacement from the person's reference "
+                "(no hidden non-linearity), one output per AU")
 def _geometry(aus: Sequence[int], mode: str = "multilabel", **kw: Any) -> AUModel:
     return build("pattnet-geometry", list(aus), _cfg(kw), mode, "geometry")
 

@@ -221,6 +221,17 @@ class Registrar:
             scale=float(s),
         )
 
+    def canonical_mesh(self, points: np.ndarray) -> tuple[np.ndarray, float]:
+        """(canonical mesh (478, 3), fit confidence) of 478 source landmarks: the pose fit of
+        :meth:`register_points` without the warp, for work on meshes alone (``pattnet synth
+        --meshes`` puts its deformed meshes through the same fit a real face goes through, so
+        an AU that moves fit points shifts the frame as it would at detection)."""
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.shape != (self.template.points.shape[0], 3):
+            raise PattnetError(f"expected (478, 3) landmarks, got {pts.shape}")
+        _, _, canon, confidence = self._fit_pose(pts)
+        return canon, confidence
+
     def _fit_pose(self, pts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
         """Scale, rotation, the frontalised mesh and the fit's confidence in [0, 1]."""
         idx = self._fit_idx

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,22 @@ def array_kinds(version: int) -> tuple[str, ...]:
     return ("patches", "holistic") if version < 2 else ("patches", "holistic", "mesh")
 
 
-def chunk_kinds(version: int) -> tuple[str, ...]:
-    return (*array_kinds(version), "csv")
+def store_kinds(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The arrays a store holds: the ``arrays`` its store.json lists (a store of meshes alone,
+    written by ``pattnet synth --meshes``, has no pixels to keep), else all of its format's."""
+    listed = meta.get("arrays")
+    if listed is None:
+        return array_kinds(int(meta.get("version", 1)))
+    return tuple(k for k in ARRAY_SHAPES if k in listed)
+
+
+def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """``kinds`` in the store's order, each a known array and at least one."""
+    unknown = [k for k in kinds if k not in ARRAY_SHAPES]
+    if unknown or not kinds:
+        raise ValueError(f"a store holds one or more of {', '.join(ARRAY_SHAPES)}, not "
+                         f"{', '.join(map(str, unknown)) or 'none'}")
+    return tuple(k for k in ARRAY_SHAPES if k in kinds)
 
 
 def au_columns(aus: Sequence[int]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pattnet.errors import StoreError
 from pattnet.io.atomic import atomic_path
-from pattnet.store.layout import VERSION, chunk_kinds, chunk_path
+from pattnet.store.layout import VERSION, chunk_path
 from pattnet.store.reader import PatchStore
 from pattnet.store.writer import StoreWriter
 
@@ -51,6 +51,9 @@ def _check_sources(stores: Sequence[PatchStore]) -> None:
     for st in stores[1:]:
         if st.aus != aus:
             raise StoreError(f"{st.path}: AUs {st.aus} differ from {stores[0].path}'s {aus}")
+        if st.kinds != stores[0].kinds:
+            raise StoreError(f"{st.path}: holds {', '.join(st.kinds)}, {stores[0].path} "
+                             f"{', '.join(stores[0].kinds)}; stores of other arrays do not merge")
     seen: dict[str, Path] = {}
     for st in stores:
         for ch in st.meta["chunks"]:
@@ -76,14 +79,14 @@ def merge_stores(
     """
     stores = [PatchStore(s) for s in sources]
     _check_sources(stores)
-    w = StoreWriter(out, stores[0].aus, meta)
+    w = StoreWriter(out, stores[0].aus, meta, stores[0].kinds)
     done = w.chunk_names
     for st in stores:
         for ch in st.meta["chunks"]:
             if ch["name"] in done:
                 continue
             how = ""
-            for k in chunk_kinds(st.version):
+            for k in (*st.kinds, "csv"):
                 how = link_or_copy(chunk_path(st.path, ch["name"], k), chunk_path(out, ch["name"], k))
             info = {k: v for k, v in ch.items() if k not in ("name", "n")}
             w.record_chunk(ch["name"], int(ch["n"]), **info)

@@ -26,9 +26,9 @@ from pattnet.store.layout import (
     TABLE_FILE,
     VERSION,
     array_bytes,
-    array_kinds,
     au_columns,
     chunk_path,
+    store_kinds,
 )
 
 
@@ -146,7 +146,7 @@ class PatchStore:
         self.aus: list[int] = [int(a) for a in self.meta["aus"]]
         self.n = int(self.meta["n"])
         self.version = int(self.meta.get("version", 1))
-        self.kinds: tuple[str, ...] = array_kinds(self.version)
+        self.kinds: tuple[str, ...] = store_kinds(self.meta)
         self.table = self._read_table()
         self.labels = self._read_labels()
         self._chunks: list[_Chunk] = self._check_chunks()
@@ -227,6 +227,11 @@ class PatchStore:
     def read(self, kind: str, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames ``idx`` of array ``kind`` (one of :attr:`kinds`), in the order asked."""
         if kind not in self.kinds:
+            if kind in ARRAY_SHAPES and self.version >= VERSION:
+                raise StoreError(
+                    f"{self.path}: the store holds {', '.join(self.kinds)} only (a store of "
+                    f"meshes, pattnet synth --meshes), no {kind}; models of the {kind} need a "
+                    "store made by pattnet prepare")
             if kind in ARRAY_SHAPES:
                 raise StoreError(
                     f"{self.path}: the store has no {kind} array (store format {self.version}, "

@@ -12,6 +12,15 @@ legitimate: detection computes them the same way from the video it is given.
   spread evenly over the subject's frames, read a block at a time (memory bounded by the block);
 - detection (:class:`RunningReference`): per tracked face, the mean of the frames seen so far,
   pulled toward the training population's mean face while few frames have been seen.
+
+Which frames make the reference (``Reference``): ``mean``, all of them (the person's average
+face); ``neutral``, the person's face with no AU on. The mean absorbs an AU that is on most of
+the time (a lip press held while listening becomes the reference, and its absence then reads as
+the opposite movement), so a model trained against neutral references gets them: in training
+the frames with no labelled AU (labels of training people only), for people seen without labels
+(held-out folds, detection) the frames the model itself finds least expressive against the
+population's neutral face (:func:`least_expressive`): the same question OpenFace's calibration
+asks of the lower part of a person's output distribution.
 """
 
 from __future__ import annotations
@@ -31,6 +40,42 @@ from pattnet.store.reader import PatchStore
 #: the paper's fixed mean/std; ``subject``, the difference from the person's mean face.
 Normalize = Literal["global", "subject"]
 MODES: tuple[str, ...] = typing.get_args(Normalize)
+#: Which of a person's frames make their reference (TrainConfig.reference, kept in the model file).
+Reference = Literal["mean", "neutral"]
+REFERENCES: tuple[str, ...] = typing.get_args(Reference)
+#: Share of a person's frames, the least expressive, averaged for a neutral reference estimated
+#: without labels. Small enough that an AU on in 80 % of the frames stays out of it; large
+#: enough that a few seconds of video give a dozen frames.
+NEUTRAL_SHARE = 0.15
+
+
+def expressiveness(prob: np.ndarray) -> np.ndarray:
+    """How much of any AU a frame shows: the sum of its AU probabilities ((N, A) -> (N,)).
+
+    Why a sum of probabilities: an AU the person shows in every frame (or that their face reads
+    as against the population) adds a constant and does not change which frames are least
+    expressive, while a mouth opened to speak counts, once the model reports it (AU25/26)."""
+    return np.asarray(prob, dtype=np.float64).sum(axis=1)
+
+
+def least_expressive(prob: np.ndarray, share: float = NEUTRAL_SHARE) -> np.ndarray:
+    """Rows of ``prob`` (one person's frames) whose expressiveness is among the lowest
+    ``share`` (at least one row), in row order: the frames a neutral reference averages."""
+    e = expressiveness(prob)
+    if len(e) == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = max(1, int(round(share * len(e))))
+    return np.sort(np.argsort(e, kind="stable")[:k])
+
+
+def neutral_rows(labels: np.ndarray) -> np.ndarray:
+    """Boolean mask of a person's frames (labels (N, A) of 1/0/-1) that have no AU on: the
+    frames with the fewest labelled AUs, which is none wherever such frames exist."""
+    lab = np.asarray(labels)
+    if len(lab) == 0:
+        return np.zeros(0, dtype=bool)
+    on = (lab == 1).sum(axis=1)
+    return on == on.min()
 
 
 def subject_references(
@@ -40,38 +85,52 @@ def subject_references(
     usable: np.ndarray | None = None,
     max_frames: int = 500,
     block: int = 256,
+    reference: Reference = "mean",
 ) -> dict[str, np.ndarray]:
     """Mean ``kind`` sample (float32) of each subject: its mean face (0-255 scale) for an image
     kind, its mean canonical mesh for ``mesh`` (frames without a mesh left out).
 
     ``usable`` (bool per store row) limits the frames used (e.g. ``store.success``).
+    ``reference``: ``neutral`` averages only the subject's frames with no labelled AU
+    (:func:`neutral_rows`): for training subjects, whose labels the model may see.
     """
     subj = store.subjects
     out: dict[str, np.ndarray] = {}
     for s in subjects:
         mine = subj == s
         idx = np.flatnonzero(mine if usable is None else mine & usable)
-        if len(idx) == 0:
-            continue
-        if len(idx) > max_frames:
-            idx = idx[np.linspace(0, len(idx) - 1, max_frames).round().astype(np.int64)]
-        acc: np.ndarray | None = None
-        count: np.ndarray | int = 0
-        for i in range(0, len(idx), block):
-            raw = store.read(kind, idx[i:i + block])
-            if raw.dtype.kind == "f":  # a mesh: frames without one (NaN) do not count
-                seen = np.isfinite(raw)
-                count = count + seen.sum(axis=0)
-                part = np.where(seen, raw, 0.0).astype(np.float64).sum(axis=0)
-            else:
-                count = count + len(raw)
-                part = raw.astype(np.float64).sum(axis=0)
-            acc = part if acc is None else acc + part
-        assert acc is not None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = acc / count  # NaN only where no frame of the subject has a value
-        out[str(s)] = mean.astype(np.float32)
+        if reference == "neutral" and len(idx):
+            idx = idx[neutral_rows(store.labels[idx])]
+        out_s = mean_of_rows(store, kind, idx, max_frames, block)
+        if out_s is not None:
+            out[str(s)] = out_s
     return out
+
+
+def mean_of_rows(store: PatchStore, kind: str, idx: np.ndarray, max_frames: int = 500,
+                 block: int = 256) -> np.ndarray | None:
+    """Mean ``kind`` sample (float32) of store rows ``idx`` (at most ``max_frames`` of them,
+    spread evenly), read a block at a time; None for no rows."""
+    if len(idx) == 0:
+        return None
+    if len(idx) > max_frames:
+        idx = idx[np.linspace(0, len(idx) - 1, max_frames).round().astype(np.int64)]
+    acc: np.ndarray | None = None
+    count: np.ndarray | int = 0
+    for i in range(0, len(idx), block):
+        raw = store.read(kind, idx[i:i + block])
+        if raw.dtype.kind == "f":  # a mesh: frames without one (NaN) do not count
+            seen = np.isfinite(raw)
+            count = count + seen.sum(axis=0)
+            part = np.where(seen, raw, 0.0).astype(np.float64).sum(axis=0)
+        else:
+            count = count + len(raw)
+            part = raw.astype(np.float64).sum(axis=0)
+        acc = part if acc is None else acc + part
+    assert acc is not None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = acc / count  # NaN only where no frame of the subject has a value
+    return mean.astype(np.float32)
 
 
 def population_reference(refs: dict[str, np.ndarray], subjects: Iterable[str]) -> np.ndarray:
@@ -138,9 +197,16 @@ def load_references(path: str | Path) -> dict[str, np.ndarray]:
 
 __all__ = [
     "MODES",
+    "NEUTRAL_SHARE",
+    "REFERENCES",
     "Normalize",
+    "Reference",
     "RunningReference",
+    "expressiveness",
+    "least_expressive",
     "load_references",
+    "mean_of_rows",
+    "neutral_rows",
     "population_reference",
     "save_references",
     "subject_references",

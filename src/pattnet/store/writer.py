@@ -31,9 +31,10 @@ from pattnet.store.layout import (
     TABLE_FILE,
     VERSION,
     array_bytes,
-    array_kinds,
     au_columns,
+    check_kinds,
     chunk_path,
+    store_kinds,
 )
 from pattnet.store.reader import PatchStore, read_meta
 
@@ -52,14 +53,19 @@ class StoreWriter:
     incomplete store keeps its chunks, so the job continues where it stopped.
     """
 
-    def __init__(self, path: str | Path, aus: Sequence[int], meta: dict[str, Any] | None = None):
+    def __init__(self, path: str | Path, aus: Sequence[int], meta: dict[str, Any] | None = None,
+                 kinds: Sequence[str] | None = None):
         self.path = Path(path)
         self.aus = [int(a) for a in aus]
+        full = ARRAY_SHAPES.keys()
+        self.kinds = check_kinds(tuple(full) if kinds is None else kinds)
         if (self.path / META_FILE).is_file():
             self.meta = self._existing_meta(meta)
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             self.meta = self._new_meta(meta)
+            if self.kinds != tuple(full):
+                self.meta["arrays"] = list(self.kinds)
         (self.path / CHUNKS_DIR).mkdir(exist_ok=True)
         self._save_meta()
 
@@ -74,6 +80,9 @@ class StoreWriter:
             raise StoreError(
                 f"{self.path}: existing store has AUs {existing['aus']}, not {self.aus}"
             )
+        if store_kinds(existing) != self.kinds:
+            raise StoreError(f"{self.path}: existing store holds {', '.join(store_kinds(existing))}, "
+                             f"not {', '.join(self.kinds)}")
         existing["complete"] = False
         existing.update(meta or {})
         return existing
@@ -100,12 +109,13 @@ class StoreWriter:
         self.meta["n"] = int(sum(c["n"] for c in self.meta["chunks"]))
         atomic_write_json(self.path / META_FILE, self.meta)
 
-    def add_chunk(self, name: str, table: pd.DataFrame, patches: np.ndarray,
-                  holistic: np.ndarray, mesh: np.ndarray | None = None) -> None:
-        """Write one chunk: ``table`` rows (META_COLUMNS + AU columns) and their arrays."""
+    def add_chunk(self, name: str, table: pd.DataFrame, patches: np.ndarray | None,
+                  holistic: np.ndarray | None, mesh: np.ndarray | None = None) -> None:
+        """Write one chunk: ``table`` rows (META_COLUMNS + AU columns) and their arrays (None
+        for an array the store does not hold)."""
         if name in self.chunk_names:
             raise StoreError(f"{self.path}: chunk {name!r} already written")
-        cw = ChunkWriter(self.path, name, self.aus)
+        cw = ChunkWriter(self.path, name, self.aus, self.kinds)
         try:
             cw.append(table, patches, holistic, mesh)
             n = cw.commit()
@@ -124,7 +134,7 @@ class StoreWriter:
         """
         if name in self.chunk_names:
             raise StoreError(f"{self.path}: chunk {name!r} already written")
-        for kind in array_kinds(VERSION):
+        for kind in self.kinds:
             f = chunk_path(self.path, name, kind)
             expected = array_bytes(kind, n)
             size = f.stat().st_size if f.is_file() else -1
@@ -145,7 +155,7 @@ class StoreWriter:
         self.meta["complete"] = False
         self._save_meta()
         for name in names:
-            for kind in CHUNK_KINDS:
+            for kind in CHUNK_KINDS:  # whatever kinds this store holds
                 chunk_path(self.path, name, kind).unlink(missing_ok=True)
 
     def remove_stray_files(self) -> list[Path]:
@@ -207,9 +217,11 @@ class ChunkWriter:
     from worker processes.
     """
 
-    def __init__(self, store: str | Path, name: str, aus: Sequence[int]):
+    def __init__(self, store: str | Path, name: str, aus: Sequence[int],
+                 kinds: Sequence[str] | None = None):
         self.store = Path(store)
         self.name = name
+        self.kinds = check_kinds(tuple(ARRAY_SHAPES) if kinds is None else kinds)
         self.cols = [*META_COLUMNS, *au_columns(aus)]
         self.n = 0
         (self.store / CHUNKS_DIR).mkdir(parents=True, exist_ok=True)
@@ -218,23 +230,30 @@ class ChunkWriter:
         # complete.
         self._files = contextlib.ExitStack()
         self._tmp = {k: self._files.enter_context(atomic_path(chunk_path(self.store, name, k)))
-                     for k in reversed(CHUNK_KINDS)}
+                     for k in reversed(CHUNK_KINDS) if k == "csv" or k in self.kinds}
         # held open across append() calls on purpose: closed by commit() / abort()
-        self._fh = {k: open(self._tmp[k], "wb") for k in array_kinds(VERSION)}  # noqa: SIM115
+        self._fh = {k: open(self._tmp[k], "wb") for k in self.kinds}  # noqa: SIM115
         self._csv = open(self._tmp["csv"], "w", newline="")  # noqa: SIM115
         _write_header(self._csv, self.cols)
         self._closed = False
 
-    def append(self, table: pd.DataFrame, patches: np.ndarray, holistic: np.ndarray,
+    def append(self, table: pd.DataFrame, patches: np.ndarray | None, holistic: np.ndarray | None,
                mesh: np.ndarray | None = None) -> None:
         """Append a batch: ``table`` rows (META_COLUMNS + AU columns), their uint8 patches and
-        holistic faces, and their canonical meshes (None: not known, stored as NaN)."""
+        holistic faces, and their canonical meshes (None: not known, stored as NaN). An array
+        the chunk does not hold must be None."""
         n = len(table)
-        if mesh is None:
+        if mesh is None and "mesh" in self.kinds:
             mesh = np.full((n, *MESH_SHAPE), np.nan, dtype=np.float32)
-        arrays = {"patches": patches, "holistic": holistic, "mesh": mesh}
-        for kind, a in arrays.items():
-            a = np.ascontiguousarray(a, dtype=ARRAY_DTYPES[kind])
+        given = {"patches": patches, "holistic": holistic, "mesh": mesh}
+        extra = [k for k, a in given.items() if a is not None and k not in self.kinds]
+        if extra:
+            raise StoreError(f"chunk {self.name}: the store holds no {', '.join(extra)}")
+        arrays: dict[str, np.ndarray] = {}
+        for kind in self.kinds:
+            if given[kind] is None:
+                raise StoreError(f"chunk {self.name}: {kind} missing")
+            a = np.ascontiguousarray(given[kind], dtype=ARRAY_DTYPES[kind])
             if a.shape != (n, *ARRAY_SHAPES[kind]):
                 raise StoreError(f"chunk {self.name}: {kind} shape {a.shape}, expected "
                                  f"{(n, *ARRAY_SHAPES[kind])}")
@@ -310,13 +329,15 @@ def frame_table(
 def write_store(
     path: str | Path,
     table: pd.DataFrame,
-    patches: np.ndarray,
-    holistic: np.ndarray,
+    patches: np.ndarray | None,
+    holistic: np.ndarray | None,
     aus: Sequence[int],
     meta: dict[str, Any] | None = None,
     mesh: np.ndarray | None = None,
 ) -> PatchStore:
-    """Write a complete single-chunk store (tests, small tools, the demo)."""
-    w = StoreWriter(path, aus, meta)
+    """Write a complete single-chunk store (tests, small tools, the demo); with no patches and
+    no holistic faces, a store of meshes alone."""
+    kinds = None if patches is not None or holistic is not None else ("mesh",)
+    w = StoreWriter(path, aus, meta, kinds)
     w.add_chunk("chunk-000000", table, patches, holistic, mesh)
     return w.finalize()

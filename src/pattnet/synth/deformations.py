@@ -64,7 +64,8 @@ class Region:
         (u0, u1), (u2, u3) = self.u_abs
         w = smoothstep(v, v0, v1) * smoothstep(v, v3, v2)
         w = w * smoothstep(u, u0, u1) * smoothstep(u, u3, u2)
-        w = w * smoothstep(boundary_distance(), 0.0, self.outline)
+        if self.outline > 0:
+            w = w * smoothstep(boundary_distance(), 0.0, self.outline)
         w[N_MESH:] = 0.0
         return w
 
@@ -76,6 +77,9 @@ REGIONS: dict[str, Region] = {
     "eyes": Region("eyes", v=((-0.16, -0.06), (0.45, 0.6)), u_abs=((0.12, 0.22), (8.0, 9.0))),
     # lips, mouth corners, nasolabial area and chin, below the nose tip
     "mouth": Region("mouth", v=((0.62, 0.75), (8.0, 9.0))),
+    # the mandible: the lower lip, the chin and the jaw line, which a dropped jaw takes down
+    # with it (the outline too: the face only grows downward, so the warp leaves no seam)
+    "jaw": Region("jaw", v=((1.05, 1.2), (8.0, 9.0)), outline=0.0),
 }
 
 
@@ -279,11 +283,28 @@ DEFORMATIONS: dict[int, AUDeformation] = {
         # Not one of the AUs synth labels (:data:`~pattnet.synth.labels.AUS`): a nuisance motion,
         # the open mouth of talking and surprise, so that a model learns that a dropped jaw is
         # not a lower-face AU. The opening is drawn dark (``shade_mouth``).
+        # The upper lip stays with the skull: only the lower lip, the chin and (half as far)
+        # the lip corners go down with the mandible.
         AUDeformation(26, "jaw drop", "mandible lowered, lips parted, chin and lower lip down, "
-                      "the lip corners drawn down with the jaw", "mouth",
-                      (Pull((0.0, 1.75), (0.95, 0.72), (0.0, 0.22, 0.0), mirror=False),
-                       Pull((0.0, 1.40), (0.42, 0.14), (0.0, 0.04, 0.0), mirror=False),
-                       Pull((-0.33, 1.23), (0.24, 0.24), (0.0, 0.07, 0.0)))),
+                      "the lip corners drawn down with the jaw, the upper lip in place", "jaw",
+                      (Pull((0.0, 1.35), (0.40, 0.16), (0.0, 0.15, 0.0), mirror=False),
+                       Pull((0.0, 1.85), (1.3, 0.70), (0.0, 0.20, 0.0), mirror=False),
+                       Pull((-0.33, 1.23), (0.22, 0.22), (0.0, 0.06, 0.0)))),
+        # Mouth movements of speech and of the mouth at rest. The image synth applies only the
+        # jaw drop (unlabelled, NUISANCE); the mesh synth (pattnet.synth.meshes) labels the lips
+        # parting (25) and the jaw drop (26) and applies pucker and stretch unlabelled, so that
+        # the lower-face AUs learn that speech is none of them.
+        AUDeformation(25, "lips part", "lips parted, the lower lip drawn down a little, the jaw "
+                      "not lowered (the chin stays)", "mouth",
+                      (Pull((0.0, 1.33), (0.36, 0.20), (0.0, 0.09, 0.0), mirror=False),
+                       Pull((0.0, 1.08), (0.30, 0.08), (0.0, _up(0.02), 0.0), mirror=False))),
+        AUDeformation(18, "lip pucker", "lips pushed forward and drawn together toward the "
+                      "midline, the mouth narrowed and rounded (as in 'oo')", "mouth",
+                      (Pull((-0.33, 1.23), (0.24, 0.24), (0.08, 0.0, -0.03)),
+                       Pull((0.0, 1.25), (0.42, 0.30), (0.0, 0.0, -0.04), mirror=False))),
+        AUDeformation(20, "lip stretcher", "lip corners pulled sideways, the lips flattened and "
+                      "the mouth widened", "mouth",
+                      (Pull((-0.33, 1.23), (0.30, 0.26), (-0.07, 0.015, 0.0)),)),
     )
 }
 #: Deformations applied without a label: motions a face makes that are none of the labelled AUs.

@@ -14,7 +14,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 from pattnet.config import STAGE_CONFIG
 from pattnet.constants import N_FOLDS, N_PATCHES, SPLIT_SEED, VAL_FRACTION
 from pattnet.datasets.labels import NO_POSITIVE_WEIGHT
-from pattnet.store.reference import Normalize
+from pattnet.store.reference import Normalize, Reference
 
 #: A share in [0, 1): the validation fraction must leave training subjects.
 Share = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -50,6 +50,10 @@ class TrainConfig:
     # (pattnet.store.reference), labels unused; detect then calibrates on the video it is given
     normalize: Normalize = "global"
     reference_frames: PositiveInt = 500  # frames per subject averaged for its reference
+    # normalize=subject: which frames make a person's reference: mean = all of them; neutral =
+    # those with no AU (labelled ones for training people; for held-out people, and at
+    # detection, the least expressive ones by the model: pattnet.store.reference)
+    reference: Reference = "mean"
     # normalize=subject: share of training faces fed against the population's reference instead
     # of their own person's, as a photo of an unknown person is at detection (0 = the paper)
     prior_share: Share = 0.0
@@ -61,6 +65,10 @@ class TrainConfig:
     threshold: Probability = 0.5
     include_failed: bool = False  # frames whose registration failed are excluded by default
     no_positive_weight: PositiveFloat = NO_POSITIVE_WEIGHT  # w_pos where undefined (warned; never NaN)
+    # balanced = the paper's weighted BCE (positives weighted by negatives/positives per AU);
+    # none = plain BCE, whose probabilities keep the training set's base rates, so that a face
+    # showing nothing scores near 0 rather than near the decision boundary
+    positive_weight: Literal["balanced", "none"] = "balanced"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
     tune_allocator: bool = True  # CPU: keep freed activation memory for reuse (see tune_cpu_allocator)

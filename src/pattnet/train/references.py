@@ -30,8 +30,11 @@ def run_references(store: PatchStore, run: RunDir, cfg: TrainConfig, dist: Dist,
     path = run.references_of(kind)
     if dist.main and not path.is_file():
         usable = None if cfg.include_failed else store.success
+        # under reference=neutral every subject's labelled neutral frames: training uses those
+        # of its training subjects only (and their mean as the population's prior); held-out
+        # subjects are scored against a reference estimated without labels (Trainer)
         refs = subject_references(store, kind, np.unique(store.subjects), usable,
-                                  max_frames=cfg.reference_frames)
+                                  max_frames=cfg.reference_frames, reference=cfg.reference)
         save_references(path, refs)
     if dist.world > 1:
         import torch.distributed as tdist

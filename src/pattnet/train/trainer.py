@@ -32,7 +32,7 @@ from pattnet.models.inputs import model_inputs
 from pattnet.runs import RunDir
 from pattnet.runtime import init_dist, resolve_device, resolve_precision, tune_cpu_allocator
 from pattnet.store import PatchStore
-from pattnet.store.reference import population_reference
+from pattnet.store.reference import least_expressive, mean_of_rows, population_reference
 from pattnet.train.batches import EpochBatches, StoreBatches, batch_loader, fold_indices
 from pattnet.train.build import fold_model, make_optimizer
 from pattnet.train.config import TrainConfig
@@ -72,10 +72,9 @@ class Trainer:
         # grouped per-AU networks under DDP: batch statistics of the global batch, so that the
         # processes train as one process with the whole batch would
         sync_batch_stats(self.dist.world > 1 and use_batched(cfg.batched, self.device))
-        self.pos_weight = torch.tensor(
-            pos_weights(store.labels[self.data.train][:, au_cols], aus, cfg.no_positive_weight),
-            dtype=torch.float32, device=self.device,
-        )
+        weights = (pos_weights(store.labels[self.data.train][:, au_cols], aus, cfg.no_positive_weight)
+                   if cfg.positive_weight == "balanced" else np.ones(len(aus)))
+        self.pos_weight = torch.tensor(weights, dtype=torch.float32, device=self.device)
         self._setup_networks()
         if self._gates_from_validation():
             gate: Any = self.model.net.gate
@@ -98,11 +97,13 @@ class Trainer:
         self.kinds = self.model.input_kinds
         refs = fold_references(self.store, self.run_dir, cfg, self.dist, self.kinds,
                                self.data.split.train)
+        self.refs = refs
         self.ds = StoreBatches(self.store, self.kinds, self.au_cols, refs)
+        priors = {k: population_reference(r, self.data.split.train) for k, r in refs.items()}
+        self.priors = priors
         # training batches may stand some faces against the population reference instead
         self.train_ds = self.ds
         if cfg.prior_share > 0 and cfg.normalize == "subject":
-            priors = {k: population_reference(r, self.data.split.train) for k, r in refs.items()}
             self.train_ds = StoreBatches(self.store, self.kinds, self.au_cols, refs, priors,
                                          cfg.prior_share, cfg.seed)
         # global batch; EpochBatches gives each DDP rank its share of every batch
@@ -192,11 +193,13 @@ class Trainer:
                                "epoch's checkpoint is not written (try a lower lr)")
 
     @torch.no_grad()
-    def predict(self, indices: np.ndarray, desc: str) -> dict[str, np.ndarray]:
-        """Probabilities (and attention) for store rows ``indices``, in that order."""
+    def predict(self, indices: np.ndarray, desc: str, ds: StoreBatches | None = None
+                ) -> dict[str, np.ndarray]:
+        """Probabilities (and attention) for store rows ``indices``, in that order, each face
+        against its reference in ``ds`` (default: the run's references)."""
         self.model.eval()
         sampler = EpochBatches(indices, max(self.cfg.batch_size, 64), 0, shuffle=False)
-        loader = batch_loader(self.ds, sampler, self.cfg.num_workers)
+        loader = batch_loader(ds or self.ds, sampler, self.cfg.num_workers)
         probs, atts, labels = [], [], []
         bar = _progress(len(sampler), desc, self.progress and self.dist.main, unit="batch")
         for batch in loader:
@@ -218,6 +221,30 @@ class Trainer:
             res["attention"] = np.concatenate(atts)
         return res
 
+    def heldout(self, indices: np.ndarray) -> StoreBatches:
+        """The batches of held-out rows ``indices``: under ``reference: neutral`` (subject
+        normalisation) each held-out person's reference is estimated as detection estimates
+        it, without their labels: the mean of their least expressive frames as the model scores
+        them against the population's neutral face (:func:`~pattnet.store.reference.
+        least_expressive`). Otherwise the run's references."""
+        if self.cfg.reference != "neutral" or self.cfg.normalize != "subject" or not len(indices):
+            return self.ds
+        subj = self.store.subjects[indices]
+        people = np.unique(subj)
+        against_prior = {k: {**r, **dict.fromkeys(people.tolist(), self.priors[k])}
+                         for k, r in self.refs.items()}
+        prob = self.predict(indices, f"fold {self.fold} reference",
+                            StoreBatches(self.store, self.kinds, self.au_cols, against_prior))["prob"]
+        estimated = {k: dict(r) for k, r in self.refs.items()}
+        for person in people:
+            mine = subj == person
+            rows = indices[mine][least_expressive(prob[mine])]
+            for k in estimated:
+                est = mean_of_rows(self.store, k, rows, self.cfg.reference_frames)
+                if est is not None:
+                    estimated[k][str(person)] = est
+        return StoreBatches(self.store, self.kinds, self.au_cols, estimated)
+
     def _gates_from_validation(self) -> bool:
         """A fusion model's per-AU gates are fitted on the validation subjects, when there are
         any (on the training frames a branch that memorises them looks perfect)."""
@@ -230,8 +257,9 @@ class Trainer:
             self.model.eval()
             sampler = EpochBatches(self.data.val, max(self.cfg.batch_size, 64), 0, shuffle=False)
             parts, labels = [], []
+            val_ds = self.heldout(self.data.val)
             with torch.no_grad():
-                for batch in batch_loader(self.ds, sampler, self.cfg.num_workers):
+                for batch in batch_loader(val_ds, sampler, self.cfg.num_workers):
                     with self._autocast():
                         parts.append(net.branch_logits(self._input(batch)).float().cpu())
                     labels.append(batch["y"])
@@ -248,7 +276,7 @@ class Trainer:
 
         if len(self.data.val) == 0:
             return {}
-        pred = self.predict(self.data.val, f"fold {self.fold} validate")
+        pred = self.predict(self.data.val, f"fold {self.fold} validate", self.heldout(self.data.val))
         m = au_metrics(pred["prob"], pred["label"], self.aus, threshold=self.cfg.threshold)
         avg = m.loc["Avg"] if "Avg" in m.index else m.iloc[-1]
         y = torch.from_numpy(pred["label"])
@@ -322,7 +350,7 @@ class Trainer:
     def finish(self) -> None:
         sel = self.select_epoch()
         self.load_checkpoint(sel["epoch"], optimizer=False)
-        pred = self.predict(self.data.test, f"fold {self.fold} test")
+        pred = self.predict(self.data.test, f"fold {self.fold} test", self.heldout(self.data.test))
         pred["subject"] = self.store.subjects[pred["index"]]
         atomic_write_json(self.fold_dir.selected, sel)
         with atomic_path(self.fold_dir.predictions) as tmp, open(tmp, "wb") as fh:

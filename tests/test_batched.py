@@ -132,6 +132,7 @@ def _no_autocast():
     return contextlib.nullcontext()
 
 
+@pytest.mark.slow
 def test_ddp_with_grouped_networks_trains_as_one_process_with_the_whole_batch(tmp_path):
     """2 gloo processes with 2 samples each and 1 process with all 4, the grouped path, the
     trainer's step: the same weights after 2 SGD steps (float64), because batch-norm statistics
@@ -154,6 +155,7 @@ def test_ddp_with_grouped_networks_trains_as_one_process_with_the_whole_batch(tm
         first])  # the weights moved
 
 
+@pytest.mark.slow
 def test_ddp_training_run_with_grouped_networks(tmp_path):
     """The trainer under torchrun with the grouped path: it runs, and lands where one process
     with the whole batch does, within float32's reach (the conv biases' gradients are sums of

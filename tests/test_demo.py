@@ -1,10 +1,12 @@
 """The README's main job, at its smallest: every stage runs and writes what it promises."""
 
 import pandas as pd
+import pytest
 
 from pattnet.cli import main
 
 
+@pytest.mark.slow
 def test_tiny_demo_runs_every_stage(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0

@@ -27,6 +27,10 @@ def test_detect_on_a_photo_prints_only_pattnets_lines(faces_dir, tmp_path):
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
     assert lines[0].startswith(str(faces_dir / "single_face.jpg")) and "face 0:" in lines[1]
     assert len(lines) == 2, lines  # the result, and nothing MediaPipe or TensorFlow Lite said
+
+
+@pytest.mark.slow
+def test_verbose_shows_the_native_libraries_lines(faces_dir, tmp_path):
     verbose = _pattnet("-v", "detect", str(faces_dir / "single_face.jpg"), "--out",
                        str(tmp_path / "v"), "--no-progress", cwd=tmp_path)
     assert verbose.returncode == 0

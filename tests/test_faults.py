@@ -269,7 +269,7 @@ def test_evaluate_and_export_agree_on_an_unfinished_fold(tmp_path, capsys):
 
     toy_store(tmp_path / "store", n=36)
     assert main(["train", str(tmp_path / "store"), "--out", str(tmp_path / "run"),
-                 "--no-progress", "--set", "epochs=1", "num_workers=0",
+                 "--no-progress", "--set", "epochs=1", "num_workers=0", "max_batches=1",
                  "model=pattnet-multilabel"]) == 0
     (tmp_path / "run" / "fold2" / "selected.json").unlink()  # killed between its last steps
     res = evaluate_run(tmp_path / "run", write=False)

@@ -42,7 +42,8 @@ def test_fusion_gate_mixes_the_branches_per_au():
     assert out.attention.shape == (3, 2, 9)
 
 
-@pytest.mark.parametrize("model", ["pattnet-geometry", "pattnet-fusion"])
+@pytest.mark.parametrize("model", ["pattnet-geometry",
+                                   pytest.param("pattnet-fusion", marks=pytest.mark.slow)])
 def test_an_au_only_the_mesh_shows_is_learned(tmp_path, model):
     """AU12 moves the lip corners and changes no pixel; AU1 is a bright square in P1 only."""
     toy_store(tmp_path / "store", n=240, aus=[1, 12], signal_patch={1: 0},

@@ -75,6 +75,7 @@ def test_epoch_batches_deterministic_and_sharded():
     assert len(r0) == len(r1)
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_end_to_end_cli(tmp_path, capsys):
     toy_store(tmp_path / "store", n=90, aus=[1, 12], signal_patch={12: 8})
     cfg = tmp_path / "cfg.yaml"
@@ -101,6 +102,7 @@ def test_train_and_evaluate_end_to_end_cli(tmp_path, capsys):
     assert rc == 2 and "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(tmp_path):
     toy_store(tmp_path / "store", n=72, aus=[4, 12], signal_patch={12: 8})
     cfg = TrainConfig(model="pattnet", epochs=2, batch_size=12, num_workers=0)
@@ -118,6 +120,7 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert np.array_equal(pa["prob"], pb["prob"])
 
 
+@pytest.mark.slow
 def test_learns_a_visual_signal_and_attends_to_its_patch(tmp_path):
     # AU12 is a bright square in P9 only; everything else is noise. lr 0.01 instead of the
     # paper's 1e-3 so that 120 SGD steps move the attention context (the paper runs ~20k steps).
@@ -187,6 +190,7 @@ def test_unknown_normalize_is_refused_before_the_run_folder_is_made(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_gloo(tmp_path):
     toy_store(tmp_path / "store", n=48, aus=[12], signal_patch={12: 8})
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
@@ -203,7 +207,8 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert (tmp_path / "run" / "fold1" / "predictions.npz").is_file()
 
 
-@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-fused"])
+@pytest.mark.parametrize("bf16", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["fp32", "bf16-fused"])
 def test_networks_side_by_side_get_the_gradients_they_get_alone(bf16, monkeypatch):
     """Per-AU networks trained on two threads: each gets exactly its one-after-another gradient
     (in bf16 through the fused ReLU/BN/max-pool kernels, which run on both threads at once)."""

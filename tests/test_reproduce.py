@@ -24,7 +24,7 @@ TABLES = ("table1_f1.csv", "table2_auc.csv", "table3_ablation.csv", "fig4_attent
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("grid") / "store"
-    toy_store(path, n=36, aus=(1, 12), signal_patch={12: 8})
+    toy_store(path, n=24, aus=(1, 12), signal_patch={12: 8})
     return path
 
 

@@ -29,9 +29,11 @@ from pattnet.errors import ConfigError
 T = TypeVar("T")
 
 #: Set as ``__pydantic_config__`` on every stage config: no unknown keys; numbers given where a
-#: name is expected are taken as text (``--set dataset=4``); a dataclass built in Python is checked
-#: again, field by field, when it enters a stage.
-STAGE_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True, revalidate_instances="always")
+#: name is expected are taken as text (``--set dataset=4``); no NaN or infinity in any number
+#: (``std=inf`` would train on zeros, ``lr=inf`` fail an epoch later); a dataclass built in
+#: Python is checked again, field by field, when it enters a stage.
+STAGE_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False,
+                          revalidate_instances="always")
 
 
 _ADAPTERS: dict[type, TypeAdapter] = {}

@@ -38,6 +38,12 @@ N_LANDMARKS = 478
 MESH_SHAPE: tuple[int, int] = (N_LANDMARKS, 3)
 
 
+#: The action unit codes FACS defines (Ekman, Friesen & Hager, 2002): the face's 1-46 (there is
+#: no AU3 and no AU40), the head's 51-58 and the eyes' 61-66. A model file's AU list must name
+#: these; a 99 is a writer's bug, not an AU.
+FACS_AUS: frozenset[int] = frozenset({*range(1, 47), *range(51, 59), *range(61, 67)} - {3, 40})
+
+
 def au_name(au: int) -> str:
     """Column name of an AU everywhere in pattnet (``AU01``), as in OpenFace's output."""
     return f"AU{int(au):02d}"

@@ -36,12 +36,33 @@ def init_dist(device: torch.device) -> Dist:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device ``name`` means on this machine; a name torch does not know, or a device this
+    install cannot reach (``cuda`` on a CPU-only torch, a GPU index past the last), is a
+    one-line :class:`~pattnet.errors.PattnetError` before any work starts."""
+    from pattnet.errors import PattnetError
+
     if name == "auto":
         if torch.cuda.is_available():
             local = int(os.environ.get("LOCAL_RANK", "0"))
             return torch.device("cuda", local)
         return torch.device("cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise PattnetError(f"device {name!r}: not a device name (auto, cpu, cuda, cuda:N)"
+                           ) from exc
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise PattnetError(f"device {name!r}: this machine's torch sees no CUDA GPU "
+                               f"(torch {torch.__version__}); use device=cpu or auto")
+        if dev.index is not None and dev.index >= n:
+            raise PattnetError(f"device {name!r}: there are {n} GPU(s), cuda:0 to cuda:{n - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise PattnetError(f"device {name!r}: MPS is not available on this machine")
+    elif dev.type not in ("cpu", "mps"):
+        raise PattnetError(f"device {name!r}: pattnet runs on cpu or cuda")
+    return dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:

@@ -141,6 +141,9 @@ def export_run(
     halves the file. ``provenance`` replaces entries of the recorded ``source`` (the run and store
     paths, say, for a file that must not depend on where it was built).
     """
+    from pattnet.io.atomic import check_output_file
+
+    check_output_file(out, "--out")
     rd = RunDir(run_dir)
     cfg, info = _read_run(rd)
     aus = [int(a) for a in info["aus"]]

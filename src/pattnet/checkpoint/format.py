@@ -110,9 +110,39 @@ def _thresholds(threshold: float | Sequence[float], n: int) -> list[float]:
     vals = [float(t) for t in seq]
     if len(vals) != n:
         raise CheckpointError(f"{len(vals)} threshold(s) for {n} AU(s)")
-    if not all(0.0 <= t <= 1.0 and math.isfinite(t) for t in vals):
-        raise CheckpointError(f"thresholds must lie in [0, 1], got {vals}")
+    if not all(0.0 < t < 1.0 for t in vals):  # NaN fails both comparisons
+        raise CheckpointError(f"thresholds must lie between 0 and 1 (exclusive), got {vals}")
     return vals
+
+
+def contents_problem(data: dict[str, Any]) -> str | None:
+    """The first field of a checkpoint dict whose contents cannot be what a trained model holds
+    (a weight or reference that is not a finite number, ``std`` not above 0, an AU that FACS
+    does not define), as a phrase; None when all are sound.
+
+    Why beside the checksum: a model whose training diverged is saved with a valid checksum and
+    would detect with every probability NaN, read downstream as "no AU"; a NaN or infinite
+    normalisation gives plausible-looking probabilities. Both are refused where they are written
+    and again where they are read.
+    """
+    from pattnet.constants import FACS_AUS
+
+    bad = [a for a in data.get("aus", []) if a not in FACS_AUS]
+    if bad:
+        return f"AU {bad[0]} is not a FACS action unit"
+    for key in ("mean", "std"):
+        v = data.get(key)
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"normalisation {key} is {v!r}, not a finite number"
+    if data["std"] <= 0:
+        return f"normalisation std is {data['std']!r}; it must be above 0"
+    tensors = [(f"weight {k}", v) for k, v in sorted(data.get("state_dict", {}).items())]
+    tensors += [(k, data[k]) for k in ("reference", "mesh_reference") if k in data]
+    for name, t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and \
+                not bool(torch.isfinite(t).all()):
+            return f"{name} holds {'NaN' if bool(torch.isnan(t).any()) else 'infinite'} values"
+    return None
 
 
 def _threshold_source(source: Sequence[str], n: int) -> list[str]:
@@ -193,7 +223,7 @@ def checkpoint_dict(
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         extra["weights_dtype"] = weights_dtype
     extra["weights_sha256"] = weights_digest({"state_dict": state, **extra})
-    return {
+    data = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pattnet_version": __version__,
@@ -210,6 +240,10 @@ def checkpoint_dict(
         "source": _plain(source or {}),
         **extra,
     }
+    problem = contents_problem(data)
+    if problem:
+        raise CheckpointError(f"refused to write a model whose {problem}")
+    return data
 
 
 def save_checkpoint(
@@ -235,11 +269,15 @@ def save_checkpoint(
     the template of this install (the one ``prepare`` used when the store was made here).
     """
     p = Path(path)
-    data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
-                           template_version=template_version, source=source,
-                           normalize=normalize, reference=reference,
-                           mesh_reference=mesh_reference, weights_dtype=weights_dtype,
-                           person_reference=person_reference, threshold_source=threshold_source)
+    try:
+        data = checkpoint_dict(model, threshold=threshold, mean=mean, std=std,
+                               template_version=template_version, source=source,
+                               normalize=normalize, reference=reference,
+                               mesh_reference=mesh_reference, weights_dtype=weights_dtype,
+                               person_reference=person_reference,
+                               threshold_source=threshold_source)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: {exc}") from exc
     # Through memory rather than a temporary file: torch.save names the archive inside the file
     # after the file, so a temporary name would make the same model give different bytes.
     buf = io.BytesIO()
@@ -347,4 +385,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if want is not None and weights_digest(data) != want:
         raise CheckpointError(f"{p}: damaged model file: its weights no longer match the "
                               "checksum written with them (a disk or copy error?); export it again")
+    problem = contents_problem(data)
+    if problem:
+        raise CheckpointError(f"{p}: not a usable model: its {problem} (a training run that "
+                              "diverged? export another epoch or train again)")
     return data

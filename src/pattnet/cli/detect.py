@@ -116,6 +116,11 @@ def _sources(args: argparse.Namespace) -> tuple[list[Path | int], list[str]]:
     if args.overlay and len(paths) > 1:
         raise PattnetError(f"--overlay {args.overlay}: one file for {len(paths)} inputs; give "
                            "--overlay without a file name to write DIR/<stem>_overlay.mp4 per input")
+    if args.overlay:
+        from pattnet.detect.overlay import OVERLAY_SUFFIXES
+        from pattnet.io.atomic import check_output_file
+
+        check_output_file(args.overlay, "--overlay", OVERLAY_SUFFIXES)
     return list(paths), output_stems(paths)
 
 
@@ -196,14 +201,21 @@ def _references(det: Detector, choice: str, sources: list[Path | int]
 
 def run(args: argparse.Namespace) -> int:
     from pattnet.detect import Detector
-    from pattnet.io.atomic import ensure_output_dir
+    from pattnet.io.atomic import check_output_dir, ensure_output_dir
 
     sources, stems = _sources(args)
-    ensure_output_dir(args.out)
+    check_output_dir(args.out)
+    # the model and the device are checked before the output folder is made: a refused
+    # --model leaves no empty folder behind
     det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
                    max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, workers=args.workers, threads=args.threads,
                    calibration_frames=args.calibration_frames, hysteresis=args.hysteresis)
+    try:
+        ensure_output_dir(args.out)
+    except BaseException:
+        det.close()
+        raise
     outcome = Outcome(len(sources))
     try:
         reference_of = _references(det, args.reference, sources)

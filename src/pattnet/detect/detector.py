@@ -190,6 +190,10 @@ class Detector:
             with self._autocast():
                 out = ck.model(x)
             prob = torch.sigmoid(out.logits.float()).cpu().numpy()
+            if not np.isfinite(prob).all():
+                # never written out as an empty cell that reads as "no AU"
+                raise PattnetError(f"{ck.path}: the model gave a non-finite probability "
+                                   "(NaN) for a face; the model is unusable, not the input")
             att = None
             if out.attention is not None:
                 att = out.attention.float().cpu().numpy()
@@ -298,6 +302,7 @@ class Detector:
         """
         from pattnet.io import DecodeError
 
+        check_source(source)
         rows: list[list[Any]] = []
         problem = None
         bar = progress_bar(source, max_frames, progress)

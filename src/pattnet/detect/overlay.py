@@ -26,6 +26,9 @@ _OFF = (190, 190, 190)
 _BOX_OK = (60, 200, 90)
 _BOX_FAIL = (250, 160, 30)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+#: Containers the overlay video is written in (PyAV picks the muxer from the ending).
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+OVERLAY_SUFFIXES = VIDEO_SUFFIXES + IMAGE_SUFFIXES
 
 
 def draw_overlay(rgb: np.ndarray, frame: Any, aus: Sequence[int], threshold: np.ndarray

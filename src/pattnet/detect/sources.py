@@ -41,6 +41,10 @@ def check_source(source: str | Path | int) -> None:
     """Refuse what is neither an image nor a video file before starting any thread."""
     from pattnet.io import is_image, is_video
 
+    if isinstance(source, bool) or not isinstance(source, (str, Path, int)):
+        raise PattnetError(f"the source must be an image or video file's path or a camera index "
+                           f"(an int), got {type(source).__name__}; write a picture in memory to "
+                           "a file first")
     if isinstance(source, int):
         if source < 0:
             raise PattnetError(f"camera index must be 0 or more, got {source}")

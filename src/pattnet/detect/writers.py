@@ -18,6 +18,7 @@ import numpy as np
 
 from pattnet.detect.schema import FrameResult, columns, csv_field, frame_rows, read_detections
 from pattnet.detect.sources import frame_count, frame_rate
+from pattnet.io import source_orientation
 from pattnet.io.atomic import GrowingFile
 
 FLUSH_EVERY = 32  # frames: a crash loses at most ~one batch of rows
@@ -73,17 +74,21 @@ class CsvTable:
     a finished table already there is replaced only with ``overwrite``, else the new one takes
     the next free name beside it (``clip-2.csv``)."""
 
-    def __init__(self, path: Path, header: Sequence[str], overwrite: bool = False) -> None:
+    def __init__(self, path: Path, header: Sequence[str], overwrite: bool = False,
+                 preamble: Sequence[str] = ()) -> None:
         self.path = path
         self._file = GrowingFile(path, overwrite=True, apart=not overwrite)
         self.partial = self._file.partial
         self._header = list(header)
+        self._preamble = list(preamble)
         self._fh: IO[str] | None = None
         self._writer: Any = None
 
     def open(self) -> None:
         self._fh = fh = self._file.open()
         self._writer = csv.writer(fh, lineterminator="\n")
+        for line in self._preamble:  # ``#`` lines before the header: facts about the input
+            fh.write(f"# {line}\n")
         self._writer.writerow(self._header)
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
@@ -116,12 +121,22 @@ class DetectionFiles:
     def __init__(self, source: str | Path | int, csv_path: str | Path, aus: Sequence[int],
                  threshold: np.ndarray, *, overlay: str | Path | None = None,
                  plot: str | Path | None = None, overwrite: bool = False) -> None:
+        from pattnet.detect.overlay import OVERLAY_SUFFIXES
+        from pattnet.io.atomic import check_output_file
+
         self.source = source
         self.aus = list(aus)
         self.threshold = threshold
         path = Path(csv_path)
+        # every output checked before the first is created: a bad --overlay leaves no CSV
+        check_output_file(path, "the CSV", (".csv",))
+        if overlay is not None:
+            check_output_file(overlay, "--overlay", OVERLAY_SUFFIXES)
+        if plot is not None:
+            check_output_file(plot, "--plot", (".png",))
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.table = CsvTable(path, columns(self.aus), overwrite)
+        turned = source_orientation(source)
+        self.table = CsvTable(path, columns(self.aus), overwrite, [turned] if turned else [])
         self.overwrite = overwrite
         self.overlay: Any = None
         if overlay is not None:

@@ -7,12 +7,14 @@ from pattnet.io.frames import (
     VIDEO_EXTENSIONS,
     DecodeError,
     Frame,
+    exif_orientation,
     expand_inputs,
     is_image,
     is_video,
     iter_frames,
     output_stems,
     read_image,
+    source_orientation,
     to_rgb_uint8,
 )
 
@@ -21,11 +23,13 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DecodeError",
     "Frame",
+    "exif_orientation",
     "expand_inputs",
     "is_image",
     "is_video",
     "iter_frames",
     "output_stems",
     "read_image",
+    "source_orientation",
     "to_rgb_uint8",
 ]

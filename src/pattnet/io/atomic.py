@@ -19,7 +19,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,6 +131,23 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     except OSError as exc:
         raise PattnetError(f"{p}: cannot write {'in this' if probe_in == p else 'this'} {flag} "
                            f"folder ({exc.strerror or exc})") from exc
+    return p
+
+
+def check_output_file(path: str | Path, flag: str, suffixes: Sequence[str] | None = None
+                      ) -> Path:
+    """Refuse, in one line and before any work, an output file name that cannot be written as
+    asked: a folder of that name, an ending none of ``suffixes`` (the formats the writer
+    has; None: any), a folder above it that cannot be created or written in. Creates nothing."""
+    p = Path(path)
+    endings = ", ".join(suffixes or ())
+    if p.is_dir():
+        raise PattnetError(f"{p}: {flag} is a folder; give a file name"
+                           + (f" ending in {endings}" if suffixes else " (e.g. model.pt)"))
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        got = f"'{p.suffix}'" if p.suffix else "no ending"
+        raise PattnetError(f"{p}: {flag} must end in one of {endings} (got {got})")
+    check_output_dir(p.parent, flag)
     return p
 
 

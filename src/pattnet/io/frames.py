@@ -122,8 +122,60 @@ def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+#: EXIF Orientation (tag 274) -> what turns the stored pixels upright: (quarter turns
+#: counter-clockwise, then mirror left-right). 1 and anything unknown: as stored.
+_EXIF_UPRIGHT = {2: (0, True), 3: (2, False), 4: (2, True), 5: (3, True), 6: (3, False),
+                 7: (1, True), 8: (1, False)}
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF Orientation of an image file (1 = as stored; phones write 6 or 8 for a photo
+    taken upright in portrait), read from the header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            code = im.getexif().get(274, 1)
+    except Exception:  # no EXIF, or a format Pillow does not open: OpenCV still may
+        return 1
+    return int(code) if isinstance(code, int) and 1 <= code <= 8 else 1
+
+
+def upright(rgb: np.ndarray, quarter_turns_ccw: int = 0, mirror: bool = False) -> np.ndarray:
+    """``rgb`` turned by quarter turns counter-clockwise, then mirrored left-right."""
+    out = np.rot90(rgb, quarter_turns_ccw % 4) if quarter_turns_ccw % 4 else rgb
+    if mirror:
+        out = out[:, ::-1]
+    return np.ascontiguousarray(out)
+
+
+def source_orientation(source: str | Path | int) -> str | None:
+    """What was turned to read ``source`` upright, in words (for the results' header), or None
+    when it is stored upright: an image's EXIF Orientation, a video's display matrix."""
+    if isinstance(source, int):
+        return None
+    p = Path(source)
+    if is_image(p):
+        code = exif_orientation(p)
+        return None if code == 1 else f"orientation: EXIF Orientation {code} applied (read upright)"
+    if not is_video(p):
+        return None
+    import av
+
+    try:
+        with av.open(str(p)) as c:
+            frame = next(c.decode(video=0), None)
+            rotation = round(frame.rotation or 0) if frame is not None else 0
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return None  # the decoder says what is wrong with the file when it reads it
+    return (f"orientation: display matrix {rotation} degrees applied (read upright)"
+            if rotation % 360 else None)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3); one-line :class:`PattnetError` when it cannot be."""
+    """An image file as RGB uint8 (H, W, 3), the right way up (its EXIF Orientation applied, as
+    every photo viewer does: a phone's portrait photo is stored sideways); one-line
+    :class:`PattnetError` when it cannot be."""
     import cv2
 
     p = Path(path)
@@ -141,7 +193,9 @@ def read_image(path: str | Path) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] >= 3:
         # OpenCV decodes to BGR(A)
         img = img[:, :, [2, 1, 0, 3][: img.shape[2]]]
-    return to_rgb_uint8(img)
+    rgb = to_rgb_uint8(img)
+    turn = _EXIF_UPRIGHT.get(exif_orientation(p))
+    return upright(rgb, *turn) if turn else rgb
 
 
 def iter_frames(source: str | Path | int, max_side: int | None = None
@@ -197,6 +251,11 @@ def _iter_video(p: Path, max_side: int | None) -> Iterator[Frame]:
                 if t is None:
                     t = n / rate if rate > 0 else float(n)
                 rgb = frame.to_ndarray(format="rgb24")
+                # the display matrix (a phone's portrait video is stored sideways): its
+                # counter-clockwise angle, as players apply it
+                turns = round((frame.rotation or 0) / 90)
+                if turns % 4:
+                    rgb = upright(rgb, turns)
                 yield Frame(_shrink(rgb, max_side), n, float(t))
                 n += 1
         except (av.FFmpegError, OSError, ValueError) as exc:

@@ -17,8 +17,9 @@ import torch
 from pattnet.config import from_dict, save_config, validate
 from pattnet.datasets.folds import subject_folds
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import atomic_write_json
+from pattnet.io.atomic import atomic_write_json, read_json
 from pattnet.runs import RunDir
+from pattnet.runtime import resolve_device
 from pattnet.store import PatchStore
 from pattnet.train.config import TrainConfig
 from pattnet.train.trainer import Trainer
@@ -49,10 +50,13 @@ def train(
     subjects = np.unique(store.subjects)
     fold_lists = subject_folds(subjects, dataset, cfg.folds, cfg.seed)
     which = _folds(folds, len(fold_lists))
+    if resume:
+        _check_same_store(run, store, fold_lists)
+    resolve_device(cfg.device)
     # everything above is checked before the run folder is touched: a corrected retry can use
     # the same --out
     if world_rank == 0:
-        _write_run(run, cfg, store_path, aus, which, dataset, fold_lists)
+        _write_run(run, cfg, store_path, aus, which, dataset, fold_lists, len(store))
     for f in which:
         trainer = Trainer(cfg, store, run.path, f, fold_lists, au_cols, aus, progress)
         trainer.run(stop_after=stop_after)
@@ -82,6 +86,25 @@ def _run_config(run: RunDir, cfg: TrainConfig | None, resume: bool, world_rank: 
                                f"started with; these differ: {', '.join(diff)}")
         cfg = saved
     return validate(cfg if cfg is not None else TrainConfig())
+
+
+def _check_same_store(run: RunDir, store: PatchStore, fold_lists: list[list[str]]) -> None:
+    """A resumed run trains on the store it was started on: another store (or the same path
+    holding other frames) would mix two datasets in one model and one evaluation."""
+    if not run.info.is_file():
+        return
+    have = read_json(run.info)
+    here = str(store.path.resolve())
+    if have.get("store") not in (None, here):
+        raise PattnetError(f"{run.path}: --resume continues the run on the store it was started "
+                           f"on ({have['store']}), not {here}; choose another --out for a new "
+                           "run")
+    frames = have.get("store_frames")
+    if (frames is not None and frames != len(store)) or \
+            have.get("fold_subjects", fold_lists) != fold_lists:
+        raise PattnetError(f"{run.path}: --resume: the store {here} no longer holds the frames "
+                           f"the run was started on ({frames} frames then, {len(store)} now); "
+                           "choose another --out for a new run")
 
 
 def _check_model(cfg: TrainConfig, aus: list[int], store: PatchStore) -> None:
@@ -119,14 +142,16 @@ def _run_aus(store: PatchStore, cfg: TrainConfig) -> tuple[list[int], np.ndarray
 
 
 def _write_run(run: RunDir, cfg: TrainConfig, store_path: str | Path, aus: list[int],
-               which: list[int], dataset: str | None, fold_lists: list[list[str]]) -> None:
+               which: list[int], dataset: str | None, fold_lists: list[list[str]],
+               n_frames: int) -> None:
     """``RUN/config.yaml`` (kept when resuming) and ``RUN/run.json``, what later stages read."""
     run.path.mkdir(parents=True, exist_ok=True)
     if not run.config.is_file():
         save_config(cfg, run.config)
     info = {
         "model": cfg.model, "aus": aus, "folds": which, "dataset": dataset,
-        "store": str(Path(store_path).resolve()), "threshold": cfg.threshold,
+        "store": str(Path(store_path).resolve()), "store_frames": n_frames,
+        "threshold": cfg.threshold,
         "n_folds": len(fold_lists), "fold_subjects": fold_lists,
         "torch": torch.__version__,
     }

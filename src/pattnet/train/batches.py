@@ -7,6 +7,7 @@ single-process run would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,8 +126,10 @@ def batch_loader(ds: StoreBatches, sampler: EpochBatches, workers: int, pin: boo
 
     ``workers`` background processes read ahead, at most two batches each (memory stays bounded
     by the batch); ``pin`` puts batches in page-locked memory so that the copy to a GPU can
-    overlap the step (``non_blocking``).
+    overlap the step (``non_blocking``). More workers than cores only compete with the step
+    (and a thousand of them never finish starting), so at most one per core is started.
     """
+    workers = min(workers, os.cpu_count() or 1)
     return torch.utils.data.DataLoader(
         ds, sampler=sampler, batch_size=None, num_workers=workers,
         persistent_workers=False, prefetch_factor=2 if workers > 0 else None, pin_memory=pin,

@@ -57,7 +57,7 @@ class TrainConfig:
     # normalize=subject: share of training faces fed against the population's reference instead
     # of their own person's, as a photo of an unknown person is at detection (0 = the paper)
     prior_share: Share = 0.0
-    seed: NonNegativeInt = SPLIT_SEED
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = SPLIT_SEED  # what torch's generators take
     folds: Annotated[int, Field(ge=2)] = N_FOLDS
     dataset: str | None = None  # bp4d | disfa use the published folds; None = store.json's
     val_fraction: Share = VAL_FRACTION  # share of training subjects held out to pick the epoch
@@ -83,7 +83,7 @@ class TrainConfig:
     # it is faster; on a CPU the networks side by side are faster and need far less memory
     batched: bool | Literal["auto"] = "auto"
     device: str = "auto"
-    num_workers: NonNegativeInt = 1
+    num_workers: NonNegativeInt = 1  # loader processes; more than the cores are not started
     max_batches: PositiveInt | None = None  # cap batches per epoch (smoke tests); None = all frames
     # subset of the store's AUs; None = all
     aus: Annotated[list[PositiveInt], Field(min_length=1)] | None = None

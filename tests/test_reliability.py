@@ -374,3 +374,142 @@ def test_a_video_with_a_rotation_matrix_gives_the_upright_result(tmp_path, faces
     assert source_orientation(tmp_path / "phone.mov") == \
         "orientation: display matrix -90 degrees applied (read upright)"
     assert source_orientation(tmp_path / "upright.mov") is None
+
+
+# -- names at the length limit ------------------------------------------------------------------
+def test_an_input_name_of_the_longest_legal_length_is_detected(tmp_path, capsys, astronaut):
+    """A 251-character name (legal) once failed on the partial file's longer name."""
+    import cv2
+
+    src = tmp_path / ("f" * 247 + ".png")
+    cv2.imwrite(str(src), astronaut[:, :, ::-1])
+    rc = main(["detect", str(src), "--out", str(tmp_path / "out"), "--no-progress", "--overlay",
+               "--plot"])
+    assert rc == 0, capsys.readouterr().err
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(names) == 3 and all(n.startswith("ffff") and "~" in n for n in names), names
+    assert [n.split("~")[1].split("_")[0].split(".")[1:] for n in names] == [["csv"], [], []]
+    assert main(["register", str(src), "--out", str(tmp_path / "reg")]) == 0
+    assert len(list((tmp_path / "reg").iterdir())) == 2  # the table and the frames folder
+
+
+def test_long_names_keep_apart_when_shortened():
+    from pattnet.io.atomic import NAME_MAX, fit_name
+
+    a, b = "a" * 250 + "1.csv", "a" * 250 + "2.csv"
+    assert fit_name(a, 30) != fit_name(b, 30)
+    assert len(fit_name(a, 30).encode()) + 30 <= NAME_MAX
+    assert fit_name("short.csv", 30) == "short.csv"
+    assert len(fit_name("é" * 200, 30).encode()) + 30 <= NAME_MAX
+
+
+# -- signals -------------------------------------------------------------------------------------
+def _long_video(path, astronaut, frames=400):
+    import av
+
+    img = np.ascontiguousarray(astronaut[:256, 128:384])
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("mpeg4", rate=25)
+        st.height, st.width = img.shape[:2]
+        st.pix_fmt = "yuv420p"
+        for k in range(frames):
+            frame = np.roll(img, k % 5, axis=1)
+            for p in st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return path
+
+
+def _start_detect(tmp_path, video):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "pattnet", "detect", str(video), "--out",
+                             str(tmp_path / "out"), "--no-progress", "--overlay"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_rows(tmp_path, proc, rows=40, timeout=120):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        parts = list((tmp_path / "out").glob("*.partial"))
+        if parts and parts[0].read_text().count("\n") > rows:
+            return
+        time.sleep(0.05)
+    raise AssertionError("detect wrote no rows in time")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_detect_keeps_its_rows_says_so_and_leaves_nothing_half_written(
+        tmp_path, astronaut, sig):
+    import signal
+
+    video = _long_video(tmp_path / "clip.mp4", astronaut)
+    proc = _start_detect(tmp_path, video)
+    _wait_for_rows(tmp_path, proc)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "incomplete" in err and "interrupted" in err and "Traceback" not in err, err
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["clip.csv", "clip_overlay.mp4"], names
+    text = (tmp_path / "out" / "clip.csv").read_text()
+    assert text.rstrip().splitlines()[-1].endswith(": interrupted")
+
+
+def test_the_rerun_removes_what_a_killed_detect_left(tmp_path, astronaut):
+    import signal
+
+    video = _long_video(tmp_path / "clip.mp4", astronaut, frames=200)
+    proc = _start_detect(tmp_path, video)
+    _wait_for_rows(tmp_path, proc, rows=20)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    left = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert any(n.endswith(".partial") for n in left), left  # the rows so far, kept
+    proc = _start_detect(tmp_path, video)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.csv",
+                                                                     "clip_overlay.mp4"]
+
+
+# -- one training per run folder -----------------------------------------------------------------
+def test_a_second_train_into_a_running_run_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    toy_store(tmp_path / "store", n=60)
+    first = subprocess.Popen([sys.executable, "-m", "pattnet", "train", str(tmp_path / "store"),
+                              "--out", str(tmp_path / "run"), "--no-progress", "--set",
+                              "epochs=3", "batch_size=6", "num_workers=0", "model=pattnet"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "run.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        rc = main(["train", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "--resume",
+                   "--no-progress"])
+        err = capsys.readouterr().err
+        assert first.poll() is None, "the first training ended before the second started"
+        assert rc == 2 and "another pattnet train is writing here now" in err, err
+    finally:
+        first.kill()
+        first.communicate()
+    # the lock died with the process (SIGKILL): the next train may take it
+    from pattnet.io.lock import folder_lock
+    from pattnet.train.api import LOCK_NAME
+
+    with folder_lock(tmp_path / "run", LOCK_NAME, "another pattnet train"):
+        pass
+
+
+def test_train_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
+    toy_store(tmp_path / "store", n=12)
+    rc = main(["train", str(tmp_path / "store"), "--out", "/proc/pattnet-run", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "/proc/pattnet-run" in err, err

@@ -64,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends a command the way Ctrl-C does: what is
+    finished is kept, nothing half-written is left. Python's default would end the process on
+    the spot, leaving partial files behind."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,14 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         from pattnet.io.native_log import quiet_native_logs
 
         quiet_native_logs()
+    _terminate_as_interrupt()
     try:
         rc = args._run(args)
     except PattnetError as exc:
         print(f"pattnet: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pattnet: interrupted (completed work is kept; run the same command to resume)",
-              file=sys.stderr)
+        again = ("add --resume to the same command to continue" if args.command == "train"
+                 else "run the same command to resume")
+        print(f"pattnet: interrupted (completed work is kept; {again})", file=sys.stderr)
         return 130
     except BrokenPipeError:
         sys.stderr.close()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pattnet.cli.outcome import Outcome, named
+from pattnet.cli.outcome import Outcome
 
 if TYPE_CHECKING:
     from pattnet.detect import Detector
@@ -147,11 +147,8 @@ def _detect_one(det: Detector, src: Path | int, stem: str, args: argparse.Namesp
     except PattnetError as exc:
         outcome.fail(src, str(exc))
         return True
-    if s.problem:
-        if s.interrupted:
-            print(f"pattnet: incomplete: {named(src, s.problem)}", file=sys.stderr)
-        else:
-            outcome.stopped_early(src, s.problem)
+    if s.problem:  # a file cut short by damage or by Ctrl-C/SIGTERM: kept, and exit 1
+        outcome.stopped_early(src, s.problem)
     if s.renamed_from is not None:
         print(f"pattnet: note: {s.renamed_from} holds another run's result; kept it and wrote "
               f"{s.csv.name} beside it (--overwrite replaces it)", file=sys.stderr)

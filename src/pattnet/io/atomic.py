@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -36,12 +38,34 @@ def _umask() -> int:
     return mask
 
 
+#: The longest file name most file systems take (ext4, APFS, NTFS: 255 bytes).
+NAME_MAX = 255
+
+
+def fit_name(name: str, extra: int) -> str:
+    """``name``, shortened when ``extra`` more characters would not fit a file name: its start
+    and a digest of the whole (so two long names stay apart), its ending kept."""
+    if len(name.encode()) + extra <= NAME_MAX:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    keep = max(1, (NAME_MAX - extra - len(digest) - 8) // 4)  # 4: the widest UTF-8 character
+    return f"{name[:keep]}~{digest}"
+
+
+def _token() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def unique_tmp(path: str | Path, suffix: str = ".tmp") -> Path:
-    """A hidden sibling name no other process or thread will pick (pid + random token); the
-    final suffix is kept so that writers choosing a format by suffix (matplotlib, PyAV) work."""
+    """A hidden sibling name no other process or thread will pick (pid + random token), short
+    enough for any legal ``path``; the final suffix is kept so that writers choosing a format by
+    suffix (matplotlib, PyAV) work."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    return p.with_name(f".{p.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}{p.suffix}")
+    tail = f".{_token()}{suffix}{p.suffix}"
+    return p.with_name(f".{fit_name(p.name, len(tail) + 1)}{tail}")
 
 
 def publish(tmp: Path, path: Path, *, overwrite: bool = True) -> Path:
@@ -168,7 +192,9 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True)
     by the group and others as the umask allows (``mkstemp`` would make them private)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{p.name}.{os.getpid()}-", suffix=".tmp", dir=p.parent)
+    # mkstemp adds 8 random characters to the prefix
+    fd, name = tempfile.mkstemp(prefix=f".{fit_name(p.name, 30)}.{os.getpid()}-", suffix=".tmp",
+                                dir=p.parent)
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -220,8 +246,8 @@ class GrowingFile:
         self.path = Path(path)
         self.apart = apart
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = self.path.with_name(
-            f"{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+        tail = f".{_token()}.partial"
+        self.partial = self.path.with_name(f"{fit_name(self.path.name, len(tail))}{tail}")
         self.overwrite = overwrite
         self._fh: IO[str] | None = None
 
@@ -238,8 +264,11 @@ class GrowingFile:
         fh.close()
         self._fh = None
         if self.apart:
-            return publish_apart(self.partial, self.path)
-        return publish(self.partial, self.path, overwrite=self.overwrite)
+            final = publish_apart(self.partial, self.path)
+        else:
+            final = publish(self.partial, self.path, overwrite=self.overwrite)
+        remove_dead_leftovers(self.path)
+        return final
 
     def abort(self, keep: bool) -> Path | None:
         """Close after a failure; the partial file stays (and is returned) only when ``keep``."""
@@ -250,6 +279,35 @@ class GrowingFile:
             return self.partial
         self.partial.unlink(missing_ok=True)
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_dead_leftovers(path: str | Path) -> list[Path]:
+    """Remove what writers of ``path`` that were killed (SIGKILL, a power cut) left beside it:
+    ``<name>.<pid>-<token>.partial`` and ``.<name>.<pid>-<token>...`` files of processes that no
+    longer run. Called once a new ``path`` is complete, so the finished result replaces them;
+    a live writer's files are never touched. Returns what was removed."""
+    p = Path(path)
+    gone = []
+    pattern = re.compile(r"\.(\d+)-[0-9a-f]{8}(\.|$)")
+    for cand in [*p.parent.glob(f"{glob.escape(p.name)}.*.partial"),
+                 *p.parent.glob(f".{glob.escape(p.stem)}*")]:
+        m = pattern.search(cand.name)
+        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            cand.unlink()
+            gone.append(cand)
+    return gone
 
 
 def write_png_atomic(path: str | Path, rgb: Any) -> None:

@@ -85,15 +85,24 @@ def expand_inputs(paths: Iterable[str | Path], recursive: bool = False) -> list[
     return out
 
 
+#: Room an output name needs beyond its stem: the longest ending pattnet adds
+#: (``-99_timeline.png``, a folder's ``.csv`` and the like).
+STEM_ROOM = 24
+
+
 def output_stems(paths: Sequence[Path]) -> list[str]:
     """One output name per input: its stem, made unique within the call (``a/x.mp4``,
-    ``b/x.mov`` -> ``x``, ``x-2``) so that two inputs never write the same result."""
+    ``b/x.mov`` -> ``x``, ``x-2``) so that two inputs never write the same result; a stem so
+    long that the endings would not fit a file name is shortened (its start and a digest)."""
+    from pattnet.io.atomic import fit_name
+
     seen: dict[str, int] = {}
     out = []
     for p in paths:
-        k = seen.get(p.stem, 0) + 1
-        seen[p.stem] = k
-        out.append(p.stem if k == 1 else f"{p.stem}-{k}")
+        stem = fit_name(p.stem, STEM_ROOM)
+        k = seen.get(stem, 0) + 1
+        seen[stem] = k
+        out.append(stem if k == 1 else f"{stem}-{k}")
     return out
 
 

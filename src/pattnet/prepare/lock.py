@@ -1,7 +1,8 @@
 """Claiming the output folder: one writer per store, and only over a store or an empty folder.
 
 Why a lock: a second prepare (or merge) writing the same STORE would lose chunk records. The
-lock (flock) dies with its process, so kill -9 never leaves a stale lock behind.
+lock (:func:`pattnet.io.lock.folder_lock`) dies with its process, so kill -9 never leaves a stale
+lock behind.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pattnet.errors import PattnetError
+from pattnet.io.lock import folder_lock
 from pattnet.store import CHUNKS_DIR, META_FILE, is_store, read_meta
 
 LOCK_NAME = ".prepare.lock"
@@ -20,30 +22,13 @@ LOCK_NAME = ".prepare.lock"
 @contextlib.contextmanager
 def store_lock(path: Path) -> Iterator[None]:
     """Hold the store's lock for the block; fail at once when another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Windows
-        yield
-        return
-    created = not path.exists()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fh = open(path / LOCK_NAME, "w")  # noqa: SIM115 - held for the whole block
-    except OSError as exc:
-        raise PattnetError(f"{path}: cannot write this store folder ({exc.strerror or exc})") from exc
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise PattnetError(f"{path}: another pattnet prepare is writing this store") from exc
+    with folder_lock(path, LOCK_NAME, "another pattnet prepare") as created:
         try:
             yield
         except BaseException:
             if created:
                 _remove_if_unused(path)
             raise
-    finally:
-        fh.close()
 
 
 def _remove_if_unused(path: Path) -> None:

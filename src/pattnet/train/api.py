@@ -7,7 +7,9 @@ records it in ``RUN/config.yaml`` and ``RUN/run.json``, and hands each fold to a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,11 +20,14 @@ from pattnet.config import from_dict, save_config, validate
 from pattnet.datasets.folds import subject_folds
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_write_json, read_json
+from pattnet.io.lock import folder_lock
 from pattnet.runs import RunDir
 from pattnet.runtime import resolve_device
 from pattnet.store import PatchStore
 from pattnet.train.config import TrainConfig
 from pattnet.train.trainer import Trainer
+
+LOCK_NAME = ".train.lock"
 
 
 def train(
@@ -42,6 +47,23 @@ def train(
     """
     run = RunDir(out)
     world_rank = int(os.environ.get("RANK", "0"))
+    # one training per run folder: a second train (or --resume) into it while the first runs
+    # would train the same folds twice and keep whichever wrote last. Rank 0 holds it for all.
+    lock = folder_lock(run.path, LOCK_NAME, "another pattnet train") if world_rank == 0 and \
+        not (run.path.exists() and not run.path.is_dir()) else contextlib.nullcontext(False)
+    with lock as created:
+        try:
+            _train_locked(run, store_path, cfg, folds, resume, progress, stop_after, world_rank)
+        except BaseException:
+            if created and not run.config.is_file():  # refused before any work: leave nothing
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
+    return run.path
+
+
+def _train_locked(run: RunDir, store_path: str | Path, cfg: TrainConfig | None,
+                  folds: Sequence[int] | str, resume: bool, progress: bool,
+                  stop_after: int | None, world_rank: int) -> None:
     cfg = _run_config(run, cfg, resume, world_rank)
     store = PatchStore(store_path)
     aus, au_cols = _run_aus(store, cfg)
@@ -53,14 +75,13 @@ def train(
     if resume:
         _check_same_store(run, store, fold_lists)
     resolve_device(cfg.device)
-    # everything above is checked before the run folder is touched: a corrected retry can use
-    # the same --out
+    # everything above is checked before the run's files are written: a corrected retry can
+    # use the same --out
     if world_rank == 0:
         _write_run(run, cfg, store_path, aus, which, dataset, fold_lists, len(store))
     for f in which:
         trainer = Trainer(cfg, store, run.path, f, fold_lists, au_cols, aus, progress)
         trainer.run(stop_after=stop_after)
-    return run.path
 
 
 def _run_config(run: RunDir, cfg: TrainConfig | None, resume: bool, world_rank: int) -> TrainConfig:

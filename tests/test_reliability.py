@@ -513,3 +513,176 @@ def test_train_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
     rc = main(["train", str(tmp_path / "store"), "--out", "/proc/pattnet-run", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "/proc/pattnet-run" in err, err
+
+
+# -- every command's output check is the same one -----------------------------------------------
+READ_ONLY = "/sys"  # nothing can be created there, also for root
+
+ARGV = {
+    "demo": ["demo", "--out", f"{READ_ONLY}/demo"],
+    "synth": ["synth", "--out", f"{READ_ONLY}/synth"],
+    "register": ["register", "in.png", "--out", f"{READ_ONLY}/reg"],
+    "prepare": ["prepare", "--dataset", "manifest", "--root", "m.csv", "--out",
+                f"{READ_ONLY}/store"],
+    "stats": ["stats", "store", "--out", f"{READ_ONLY}/stats"],
+    "train": ["train", "store", "--out", f"{READ_ONLY}/run"],
+    "evaluate": ["evaluate", READ_ONLY],
+    "report": ["report", "run", "--out", f"{READ_ONLY}/report"],
+    "export": ["export", "run", "--out", f"{READ_ONLY}/model.pt"],
+    "detect": ["detect", "in.png", "--out", f"{READ_ONLY}/det"],
+    "reproduce": ["reproduce", "store", "--out", f"{READ_ONLY}/grid"],
+}
+
+
+def test_every_command_that_writes_is_listed():
+    from pattnet.cli import COMMANDS
+
+    assert sorted(ARGV) == sorted(c for c in COMMANDS if c != "models")
+
+
+@pytest.mark.parametrize("command", sorted(ARGV))
+def test_every_command_refuses_a_read_only_output_folder_in_one_line(command, capsys):
+    rc = main(ARGV[command])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("pattnet: error:"), err
+    assert READ_ONLY in err and "Traceback" not in err, err
+
+
+def test_in_a_folder_run_one_input_that_cannot_be_written_never_stops_the_others(
+        tmp_path, capsys, astronaut):
+    import cv2
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / "in" / name), astronaut[:, :, ::-1])
+    (tmp_path / "out" / "a.csv").mkdir(parents=True)  # a's table cannot be written
+    rc = main(["detect", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "skipped" in err and "a.csv" in err, err
+    assert (tmp_path / "out" / "b.csv").is_file()
+
+
+@pytest.mark.parametrize("gpus", ["-1", "x", "64"])
+def test_reproduce_on_gpus_the_machine_lacks_is_one_line(tmp_path, capsys, gpus):
+    if torch.cuda.device_count() >= 64:
+        pytest.skip("a machine with 64 GPUs")
+    toy_store(tmp_path / "store", n=12)
+    rc = main(["reproduce", str(tmp_path / "store"), "--out", str(tmp_path / "g"), "--gpus",
+               gpus, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and f"--gpus {gpus}" in err.replace("'", ""), err
+
+
+# -- a store that changes under its reader ---------------------------------------------------------
+@pytest.mark.parametrize("change", ["truncated", "deleted"])
+def test_a_store_changed_while_in_use_is_one_line_not_sigbus(tmp_path, change):
+    import shutil
+
+    from pattnet.errors import StoreError
+    from pattnet.store import PatchStore
+
+    st = toy_store(tmp_path / "store", n=12)
+    st = PatchStore(tmp_path / "store")
+    assert st.patches([0, 1]).shape[0] == 2  # mapped
+    f = st.chunk_file(st._chunks[0].name, "patches")
+    if change == "truncated":
+        with open(f, "r+b") as fh:
+            fh.truncate(100)
+    else:
+        shutil.rmtree(tmp_path / "store")
+    with pytest.raises(StoreError, match="while the store was in use"):
+        st.patches([5, 11])
+
+
+def test_an_error_from_a_loader_worker_is_pattnets_one_line():
+    from pattnet.cli import _one_line
+    from pattnet.errors import StoreError
+
+    wrapped = StoreError("Caught StoreError in DataLoader worker process 0.\nOriginal Traceback "
+                         "(most recent call last):\n  File \"x.py\", line 1, in f\n"
+                         "pattnet.errors.StoreError: /s/chunk: chunk file gone while the store "
+                         "was in use")
+    assert _one_line(wrapped) == "/s/chunk: chunk file gone while the store was in use"
+    assert _one_line(StoreError("plain")) == "plain"
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+def _limited(limit_bytes):
+    """A child process whose files may not grow past ``limit_bytes`` (as a full disk would stop
+    them: the write fails with EFBIG instead of ENOSPC)."""
+    import resource
+    import signal
+
+    def setup():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return setup
+
+
+def _run_limited(argv, limit_bytes, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pattnet", *argv], cwd=cwd, capture_output=True,
+                          text=True, preexec_fn=_limited(limit_bytes), timeout=300)
+
+
+def test_a_full_disk_during_detect_is_one_line_and_leaves_nothing(tmp_path, astronaut):
+    video = _long_video(tmp_path / "clip.mp4", astronaut, frames=150)
+    r = _run_limited(["detect", str(video), "--out", str(tmp_path / "out"), "--no-progress",
+                      "--overlay"], 20_000, tmp_path)
+    err = [ln for ln in r.stderr.splitlines() if not ln.startswith(("W0000", "I0000"))]
+    assert r.returncode == 2 and len(err) == 1 and "File too large" in err[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "terminate called" not in r.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_full_disk_during_prepare_is_one_line_and_leaves_no_store(tmp_path, astronaut):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), astronaut[:, :, ::-1])
+    (tmp_path / "m.csv").write_text("path,subject,AU12\na.png,S1,1\n")
+    r = _run_limited(["prepare", "--dataset", "manifest", "--root", "m.csv", "--out", "st",
+                      "--no-progress"], 100_000, tmp_path)
+    err = [ln for ln in r.stderr.splitlines() if not ln.startswith(("W0000", "I0000"))]
+    assert r.returncode == 2 and len(err) == 1 and "File too large" in err[0], r.stderr[-2000:]
+    assert not (tmp_path / "st").exists()
+
+
+def test_a_full_disk_during_train_is_one_line(tmp_path):
+    toy_store(tmp_path / "store", n=24)
+    r = _run_limited(["train", "store", "--out", "run", *FAST, "--fold", "1"], 200_000,
+                     tmp_path)
+    err = [ln for ln in r.stderr.splitlines() if " INFO " not in ln]
+    assert r.returncode == 2 and len(err) == 1, r.stderr[-3000:]
+    assert "File too large" in err[0] and "epoch-01.pt" in err[0], err
+    assert not list((tmp_path / "run").rglob(".*tmp*"))
+
+
+# -- paths of the wrong kind say what they are ------------------------------------------------------
+def test_a_path_of_the_wrong_kind_is_named_for_what_it_is(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    toy_store(tmp_path / "store", n=12)
+    cases = [
+        (["train", str(tmp_path / "store"), "--out", str(tmp_path / "r"), "--config",
+          str(tmp_path / "folder")], "is a folder; give a config file"),
+        (["evaluate", str(tmp_path / "file")], "is a file, not a run directory"),
+        (["train", str(tmp_path / "file"), "--out", str(tmp_path / "r")], "is a file, not a store"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_store_without_a_usable_frame_is_an_error(tmp_path, capsys):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "gray.png"), np.full((200, 200, 3), 128, np.uint8))  # no face
+    (tmp_path / "m.csv").write_text("path,subject,AU12\ngray.png,S1,1\n")
+    rc = main(["prepare", "--dataset", "manifest", "--root", str(tmp_path / "m.csv"), "--out",
+               str(tmp_path / "st"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no usable frame" in err and err.count("\n") == 1, err

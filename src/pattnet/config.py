@@ -100,6 +100,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML (.yaml/.yml) or TOML (.toml) file into a mapping."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder; give a config file (.yaml, .yml or .toml)")
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:

@@ -122,6 +122,9 @@ class RunDir:
 
     def read_info(self) -> dict[str, Any]:
         """``run.json``, checked to be an object; errors name the file."""
+        if self.path.exists() and not self.path.is_dir():
+            raise PattnetError(f"{self.path}: is a file, not a run directory (give the folder "
+                               "'pattnet train --out' wrote)")
         if not self.path.is_dir():
             raise PattnetError(f"run directory {self.path} does not exist")
         if not self.info.is_file():

@@ -64,6 +64,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every command's output paths, checked the same way before the command does any work: a
+    folder it could not create or write in, or a file name that is a folder, is one line and
+    nothing is created (each writer still publishes atomically; this is what makes a read-only
+    or mistyped ``--out`` fail in the first second instead of after the work)."""
+    from pathlib import Path
+
+    from pattnet.io.atomic import check_output_dir, check_output_file
+
+    command = args.command
+    if command == "export":
+        check_output_file(args.out, "--out")
+    elif command == "stats":
+        return  # its default folder depends on the input: pattnet.cli.stats checks it
+    elif command == "evaluate":
+        run = Path(args.run)
+        if run.is_dir():
+            check_output_dir(run / "eval", "RUN/eval")
+    elif getattr(args, "out", None) is not None and not getattr(args, "dry_run", False):
+        check_output_dir(args.out)
+
+
+def _one_line(exc: PattnetError) -> str:
+    """pattnet's own message. An error raised in a DataLoader worker comes back wrapped in the
+    worker's traceback ("Caught StoreError in DataLoader worker process 0. Original Traceback
+    ..."): its message is the last line, after the exception's name."""
+    text = str(exc)
+    if "\n" not in text or not text.startswith("Caught "):
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return last.split(": ", 1)[1] if last.startswith(type(exc).__module__) or \
+        last.startswith(type(exc).__name__) else last
+
+
 def _terminate_as_interrupt() -> None:
     """SIGTERM (a scheduler's or ``kill``'s stop) ends a command the way Ctrl-C does: what is
     finished is kept, nothing half-written is left. Python's default would end the process on
@@ -89,9 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         quiet_native_logs()
     _terminate_as_interrupt()
     try:
+        check_outputs(args)
         rc = args._run(args)
     except PattnetError as exc:
-        print(f"pattnet: error: {exc}", file=sys.stderr)
+        print(f"pattnet: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from pattnet.io.atomic import is_disk_full, os_error_line
+
+        if is_disk_full(exc) and not exc.filename and getattr(args, "out", None):
+            exc = OSError(exc.errno, exc.strerror, str(args.out))  # a write that named no file
+        if args.verbose or not exc.filename:
+            raise  # not a file the user named or made: a bug to report, with its traceback
+        print(f"pattnet: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         again = ("add --resume to the same command to continue" if args.command == "train"

@@ -147,6 +147,13 @@ def _detect_one(det: Detector, src: Path | int, stem: str, args: argparse.Namesp
     except PattnetError as exc:
         outcome.fail(src, str(exc))
         return True
+    except OSError as exc:  # one input's files that cannot be written never stop the others
+        from pattnet.io.atomic import os_error_line
+
+        if not exc.filename:  # a write that named no file: it was writing into --out
+            exc = OSError(exc.errno, exc.strerror or str(exc), str(args.out))
+        outcome.fail(src, f"cannot write its results ({os_error_line(exc)})")
+        return True
     if s.problem:  # a file cut short by damage or by Ctrl-C/SIGTERM: kept, and exit 1
         outcome.stopped_early(src, s.problem)
     if s.renamed_from is not None:

@@ -41,6 +41,13 @@ def _gpus(text: str) -> int:
         n = -1
     if n < 0:
         raise PattnetError(f"--gpus {text!r}: expected a number of GPUs (0, 1, 2, ...) or auto")
+    if n > 1:  # more workers than GPUs would run on the CPU without a word
+        import torch
+
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n > have:
+            raise PattnetError(f"--gpus {n}: this machine's torch sees {have} GPU(s); give at "
+                               f"most {have}, or 0 to run on the CPU")
     return n
 
 

@@ -42,13 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pattnet.datasets import compute_stats, format_stats, write_stats
+    from pattnet.io.atomic import check_output_dir
     from pattnet.store import is_store
 
     path = Path(args.path).expanduser()
     _check_split(args)
+    out = args.out or (path / "stats" if is_store(path) else Path("stats"))
+    check_output_dir(out)  # the default one too, before the labels are read
     labels = _labels(path, args)
     stats = compute_stats(labels.table, labels.dataset, args.folds, args.seed, args.val_fraction)
-    out = args.out or (path / "stats" if is_store(path) else Path("stats"))
     files = write_stats(stats, out, {"source": str(path), "kind": labels.kind,
                                      "dataset": labels.dataset, "notes": labels.notes,
                                      "problems": labels.problems})

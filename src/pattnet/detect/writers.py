@@ -19,7 +19,7 @@ import numpy as np
 from pattnet.detect.schema import FrameResult, columns, csv_field, frame_rows, read_detections
 from pattnet.detect.sources import frame_count, frame_rate
 from pattnet.io import source_orientation
-from pattnet.io.atomic import GrowingFile
+from pattnet.io.atomic import GrowingFile, is_disk_full
 
 FLUSH_EVERY = 32  # frames: a crash loses at most ~one batch of rows
 
@@ -156,9 +156,10 @@ class DetectionFiles:
             self.table.open()
             self._write_frames(frames, bar, on_frame)
             final = self.table.commit()
-        except BaseException:
-            # nothing useful written: do not leave an empty partial file behind
-            self.table.abort(keep=self.summary.frames > 0)
+        except BaseException as exc:
+            # nothing useful written, or a full disk (the table can never be finished there
+            # and its partial file only takes space): leave no partial file behind
+            self.table.abort(keep=self.summary.frames > 0 and not is_disk_full(exc))
             if self.overlay is not None:
                 self.overlay.abort()
             raise

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -203,6 +204,11 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True)
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         publish(tmp, p, overwrite=overwrite)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # a write or flush error names no file: name the one being written
+        raise OSError(exc.errno, exc.strerror or str(exc), str(p)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -213,6 +219,46 @@ def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) ->
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+#: errno values that mean "the disk (or this process's share of it) is full".
+DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error on a write: the path, the reason, and for a full disk the space
+    left where it was writing."""
+    name = exc.filename
+    text = f"{name}: {exc.strerror or exc}" if name else str(exc.strerror or exc)
+    if exc.errno in DISK_FULL and name:
+        folder = next((p for p in Path(name).absolute().parents if p.exists()), None)
+        if folder is not None:
+            free = shutil.disk_usage(folder).free
+            text += f" ({free / 1e6:.1f} MB free in {folder}; free some space and run it again)"
+    return text
+
+
+def _as_disk_full(tmp: Path, exc: Exception) -> OSError | None:
+    """Writers that report a full disk in their own words (torch.save: "unexpected pos", an
+    encoder's "Invalid argument") as the OS error it is, when the disk is in fact full."""
+    code, words = errno.ENOSPC, "No space left on device"
+    try:
+        full = shutil.disk_usage(tmp.parent).free < 1 << 20
+        if not full and tmp.exists():  # a file-size limit (ulimit -f, RLIMIT_FSIZE) reached
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            full = soft != resource.RLIM_INFINITY and tmp.stat().st_size >= soft - (1 << 16)
+            code, words = errno.EFBIG, "File too large (the file-size limit, ulimit -f)"
+    except (OSError, ImportError):
+        return None
+    if not full:
+        return None
+    return OSError(code, words, str(tmp))
 
 
 @contextlib.contextmanager
@@ -228,6 +274,11 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         publish(tmp, p, overwrite=overwrite)
+    except (RuntimeError, ValueError) as exc:
+        full = _as_disk_full(tmp, exc)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -271,13 +322,16 @@ class GrowingFile:
         return final
 
     def abort(self, keep: bool) -> Path | None:
-        """Close after a failure; the partial file stays (and is returned) only when ``keep``."""
+        """Close after a failure; the partial file stays (and is returned) only when ``keep``.
+        Never raises: closing flushes, and on a full disk that flush fails again."""
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
             self._fh = None
         if keep and self.partial.exists():
             return self.partial
-        self.partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.partial.unlink(missing_ok=True)
         return None
 
 

@@ -8,13 +8,14 @@ lock behind.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pattnet.errors import PattnetError
 from pattnet.io.lock import folder_lock
-from pattnet.store import CHUNKS_DIR, META_FILE, is_store, read_meta
+from pattnet.store import is_store, read_meta
 
 LOCK_NAME = ".prepare.lock"
 
@@ -32,15 +33,13 @@ def store_lock(path: Path) -> Iterator[None]:
 
 
 def _remove_if_unused(path: Path) -> None:
-    """A store folder this run created and then failed in before any chunk was recorded: take
-    away what the run put there, so the corrected retry finds no debris."""
+    """A store folder this run created and then failed in before any chunk was recorded (a bad
+    input, a full disk): take away everything the run put there, chunk files written but never
+    recorded included (no resume can use them), so the corrected retry finds no debris and a
+    full disk gets its space back."""
     if is_store(path) and read_meta(path).get("chunks"):
         return  # work was recorded: keep it for the resume
-    for name in (LOCK_NAME, META_FILE):
-        (path / name).unlink(missing_ok=True)
-    for sub in (path / CHUNKS_DIR, path):
-        with contextlib.suppress(OSError):  # not empty: something else is there, keep it
-            sub.rmdir()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def existing_store_meta(out: Path) -> dict[str, Any] | None:

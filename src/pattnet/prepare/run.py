@@ -101,6 +101,9 @@ def prepare(
             "frames_per_second_this_run": round(frames_done / work_s, 2) if work_s > 0 else None,
         })
         paths = write_report(out, report)
+    if int(store.success.sum()) == 0:  # train would fail on it later, with less to say
+        raise PattnetError(f"{out}: no usable frame: {len(store)} frame(s), none registered "
+                           f"with labels; each session's problems are in {paths[0]}")
     return PrepareResult(store, report, paths, frames_done, time.monotonic() - t_start)
 
 

@@ -8,6 +8,7 @@ fail here with the file named, not as wrong labels or a crash mid-training.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     meta_path = path / META_FILE
     if not path.exists():
         raise StoreError(f"{path}: store not found")
+    if not path.is_dir():
+        raise StoreError(f"{path}: is a file, not a store (a store is the folder 'pattnet "
+                         "prepare --out' wrote)")
     if not meta_path.is_file():
         raise StoreError(f"{path}: not a pattnet store ({META_FILE} missing)")
     try:
@@ -224,6 +228,20 @@ class PatchStore:
             c.maps[kind] = arr
         return arr
 
+    def _check_unchanged(self, c: _Chunk, kind: str) -> None:
+        """The chunk file is still there at its size: a file truncated under a memory map ends
+        the process with SIGBUS and no word, a deleted store with a raw FileNotFoundError, so
+        each read looks first (one stat per chunk and batch) and says what happened."""
+        f = self.chunk_file(c.name, kind)
+        try:
+            size = os.stat(f).st_size
+        except FileNotFoundError:
+            raise StoreError(f"{f}: chunk file gone while the store was in use (the store was "
+                             "deleted or moved during the run)") from None
+        if size != array_bytes(kind, c.n):
+            raise StoreError(f"{f}: chunk file changed while the store was in use ({size} bytes, "
+                             f"expected {array_bytes(kind, c.n)}); prepare the store again")
+
     def read(self, kind: str, idx: int | Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames ``idx`` of array ``kind`` (one of :attr:`kinds`), in the order asked."""
         if kind not in self.kinds:
@@ -247,6 +265,7 @@ class PatchStore:
         for ci in np.unique(which):
             sel = np.nonzero(which == ci)[0]
             c = self._chunks[int(ci)]
+            self._check_unchanged(c, kind)
             local = ids[sel] - c.start
             order = np.argsort(local, kind="stable")  # sequential reads from the page cache
             out[sel[order]] = self._map(c, kind)[local[order]]

@@ -282,7 +282,8 @@ class ChunkWriter:
         """Close and delete the temporaries (after an error in this process)."""
         if not self._closed:
             for fh in (*self._fh.values(), self._csv):
-                fh.close()
+                with contextlib.suppress(OSError):  # its flush fails again on a full disk
+                    fh.close()
             self._closed = True
         with contextlib.suppress(_Aborted), self._files:
             raise _Aborted  # unwinds each atomic_path unrenamed, which deletes its temporary

@@ -236,3 +236,14 @@ def test_docs_say_what_holds_now_not_when_it_was_done(path):
     text = (REPO / path).read_text()
     assert not re.search(r"\bsessions? \d", text, re.I), "work-period narration"
     assert "closing note" not in text.lower()
+
+
+def test_the_version_has_one_home_and_the_package_is_typed():
+    import tomllib
+
+    import pattnet
+
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert pattnet.__version__ == declared
+    assert (root / "src" / "pattnet" / "py.typed").is_file()

@@ -686,3 +686,24 @@ def test_a_store_without_a_usable_frame_is_an_error(tmp_path, capsys):
                str(tmp_path / "st"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "no usable frame" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("setting", ["extra.lr=0.5", "lrr=0.1"])
+def test_a_setting_that_is_not_one_is_refused_naming_the_valid_keys(tmp_path, capsys, setting):
+    toy_store(tmp_path / "store", n=12)
+    rc = main(["train", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "--no-progress",
+               "--set", setting])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "unknown config key" in err, err
+    assert "known: model, mode" in err and " lr," in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_saved_with_the_old_empty_extra_still_resumes(tmp_path):
+    import yaml
+
+    from pattnet.runs import RunDir
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"lr": 0.01, "extra": {}}))
+    assert RunDir(tmp_path / "run").read_config() == {"lr": 0.01}

@@ -11,7 +11,18 @@ from typing import Any
 
 from pattnet.constants import BP4D_AUS, DISFA_AUS, au_name
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version: pyproject.toml is its one home."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pattnet")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 _LAZY = {
     "create_model": "pattnet.models",

@@ -140,7 +140,12 @@ class RunDir:
 
         if not self.config.is_file():
             raise PattnetError(f"{self.path}: not a training run ({self.config.name} is missing)")
-        return read_config_file(self.config)
+        cfg = read_config_file(self.config)
+        # runs written before the never-read ``extra`` mapping was removed (a typo under it,
+        # --set extra.lr=0.5, used to be taken silently): an empty one carries nothing
+        if cfg.get("extra") == {}:
+            del cfg["extra"]
+        return cfg
 
 
 __all__ = ["FoldDir", "RunDir"]

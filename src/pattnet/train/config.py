@@ -6,8 +6,8 @@ way, and a resumed run can be rebuilt from the file it saved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -87,7 +87,6 @@ class TrainConfig:
     max_batches: PositiveInt | None = None  # cap batches per epoch (smoke tests); None = all frames
     # subset of the store's AUs; None = all
     aus: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 __all__ = ["TrainConfig"]

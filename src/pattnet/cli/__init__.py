@@ -131,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         from pattnet.io.atomic import is_disk_full, os_error_line
 
-        if is_disk_full(exc) and not exc.filename and getattr(args, "out", None):
-            exc = OSError(exc.errno, exc.strerror, str(args.out))  # a write that named no file
-        if args.verbose or not exc.filename:
-            raise  # not a file the user named or made: a bug to report, with its traceback
-        print(f"pattnet: error: {os_error_line(exc)}", file=sys.stderr)
+        # a full disk while writing into --out may name no file; any other unnamed OS error is
+        # not about a file the user named or made: a bug to report, with its traceback
+        where = getattr(args, "out", None) if is_disk_full(exc) else None
+        if args.verbose or not (exc.filename or where):
+            raise
+        print(f"pattnet: error: {os_error_line(exc, where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         again = ("add --resume to the same command to continue" if args.command == "train"

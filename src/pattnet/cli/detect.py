@@ -150,9 +150,7 @@ def _detect_one(det: Detector, src: Path | int, stem: str, args: argparse.Namesp
     except OSError as exc:  # one input's files that cannot be written never stop the others
         from pattnet.io.atomic import os_error_line
 
-        if not exc.filename:  # a write that named no file: it was writing into --out
-            exc = OSError(exc.errno, exc.strerror or str(exc), str(args.out))
-        outcome.fail(src, f"cannot write its results ({os_error_line(exc)})")
+        outcome.fail(src, f"cannot write its results ({os_error_line(exc, args.out)})")
         return True
     if s.problem:  # a file cut short by damage or by Ctrl-C/SIGTERM: kept, and exit 1
         outcome.stopped_early(src, s.problem)
@@ -205,12 +203,11 @@ def _references(det: Detector, choice: str, sources: list[Path | int]
 
 def run(args: argparse.Namespace) -> int:
     from pattnet.detect import Detector
-    from pattnet.io.atomic import check_output_dir, ensure_output_dir
+    from pattnet.io.atomic import ensure_output_dir
 
     sources, stems = _sources(args)
-    check_output_dir(args.out)
-    # the model and the device are checked before the output folder is made: a refused
-    # --model leaves no empty folder behind
+    # --out was checked by pattnet.cli.check_outputs; the model and the device are checked
+    # before the folder is made: a refused --model leaves no empty folder behind
     det = Detector(args.model, aus=_parse_aus(args.aus), threshold=args.threshold,
                    max_faces=args.max_faces, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, workers=args.workers, threads=args.threads,

@@ -229,10 +229,11 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
-def os_error_line(exc: OSError) -> str:
+def os_error_line(exc: OSError, where: str | Path | None = None) -> str:
     """One line for an OS error on a write: the path, the reason, and for a full disk the space
-    left where it was writing."""
-    name = exc.filename
+    left where it was writing. ``where``: the output folder, named when the error names no
+    file (a buffered write's flush)."""
+    name = exc.filename or (str(where) if where is not None else None)
     text = f"{name}: {exc.strerror or exc}" if name else str(exc.strerror or exc)
     if exc.errno in DISK_FULL and name:
         folder = next((p for p in Path(name).absolute().parents if p.exists()), None)

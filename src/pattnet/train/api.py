@@ -19,7 +19,7 @@ import torch
 from pattnet.config import from_dict, save_config, validate
 from pattnet.datasets.folds import subject_folds
 from pattnet.errors import PattnetError
-from pattnet.io.atomic import atomic_write_json, read_json
+from pattnet.io.atomic import atomic_write_json
 from pattnet.io.lock import folder_lock
 from pattnet.runs import RunDir
 from pattnet.runtime import resolve_device
@@ -114,7 +114,7 @@ def _check_same_store(run: RunDir, store: PatchStore, fold_lists: list[list[str]
     holding other frames) would mix two datasets in one model and one evaluation."""
     if not run.info.is_file():
         return
-    have = read_json(run.info)
+    have = run.read_info()
     here = str(store.path.resolve())
     if have.get("store") not in (None, here):
         raise PattnetError(f"{run.path}: --resume continues the run on the store it was started "

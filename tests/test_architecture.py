@@ -247,3 +247,28 @@ def test_the_version_has_one_home_and_the_package_is_typed():
     declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
     assert pattnet.__version__ == declared
     assert (root / "src" / "pattnet" / "py.typed").is_file()
+
+
+def _code_strings(tree: ast.Module) -> list[ast.Constant]:
+    """The string constants of a module's code (docstrings left out: prose may name a model)."""
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and n.body and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs]
+
+
+def test_model_names_are_spelled_in_the_registry_only():
+    """A model's facts (tables, grid, CLI, paper rows) come from its registry entry, so its name
+    is not spelled in code elsewhere. Allowed: the models package (the registry and the networks
+    it builds), the paper's own rows (pattnet.paper) and the demo's choice of models (its
+    config's defaults). Names shared with other things ("pattnet" the package, "holistic" the
+    input) are not checked."""
+    from pattnet.models import list_models
+
+    names = {n for n in list_models() if "-" in n}
+    allowed = ("pattnet.models", "pattnet.paper", "pattnet.demo.config")
+    found = [f"{mod}:{c.lineno} {c.value}" for mod, tree in _trees().items()
+             if not mod.startswith(allowed) for c in _code_strings(tree) if c.value in names]
+    assert found == []

@@ -80,18 +80,26 @@ def test_prior_share_feeds_some_training_faces_the_population_reference(tmp_path
     assert np.array_equal(a[~swapped, 0, 0].numpy(), np.array(kept))
 
 
-def test_fusion_model_on_a_video_calibrates_each_input_kind(tmp_path, faces_dir):
+@pytest.fixture(scope="module")
+def fusion_run(tmp_path_factory):
+    """A subject-normalised fusion model trained one epoch on fold 1 of a toy store: its store
+    and run folder."""
+    tmp = tmp_path_factory.mktemp("fusion")
+    st = toy_store(tmp / "store", n=48, aus=(1, 12), signal_patch={1: 0},
+                   mesh_signal={12: MOUTH_CORNERS})
+    cfg = TrainConfig(model="pattnet-fusion", epochs=1, batch_size=16, num_workers=0,
+                      normalize="subject")
+    return st, train(st.path, tmp / "run", cfg, folds=[1], progress=False)
+
+
+def test_fusion_model_on_a_video_calibrates_each_input_kind(tmp_path, faces_dir, fusion_run):
     """A subject-normalised fusion model: the detector keeps a running reference per face for
     the patches and for the mesh; the first frames wait for them."""
     from pattnet.checkpoint import export_run, load_checkpoint
     from pattnet.detect import Detector
     from pattnet.detect.calibration import Calibration
 
-    st = toy_store(tmp_path / "store", n=48, aus=(1, 12), signal_patch={1: 0},
-                   mesh_signal={12: MOUTH_CORNERS})
-    cfg = TrainConfig(model="pattnet-fusion", epochs=1, batch_size=16, num_workers=0,
-                      normalize="subject")
-    run = train(st.path, tmp_path / "run", cfg, folds=[1], progress=False)
+    _, run = fusion_run
     ck = load_checkpoint(export_run(run, tmp_path / "m.pt").path, check_template=False)
     cal = Calibration.for_source(ck, faces_dir / "single_face.mp4", 10, 10.0)
     assert sorted(cal._running) == ["mesh", "patches"]
@@ -99,3 +107,39 @@ def test_fusion_model_on_a_video_calibrates_each_input_kind(tmp_path, faces_dir)
         df = det.detect(faces_dir / "single_face.mp4", max_frames=20)
     assert len(df) == 20 and df["success"].all()
     assert np.isfinite(df[["AU01_p", "AU12_p"]].to_numpy()).all()
+
+
+def test_a_fusion_runs_branches_are_runs_of_their_own(tmp_path, fusion_run):
+    """One fusion training gives its patch network and its mesh network as runs that evaluate
+    and export like any other: the same weights, the branch's own test predictions."""
+    from pattnet.checkpoint import export_run, load_checkpoint
+    from pattnet.errors import PattnetError
+    from pattnet.train import branch_run
+
+    st, run = fusion_run
+    fused = load_checkpoint(export_run(run, tmp_path / "fusion.pt").path, check_template=False)
+    with np.load(run / "fold1" / "predictions.npz") as z:
+        branch_prob, prob = z["branch_prob"], z["prob"]
+    assert branch_prob.shape == (len(prob), 2, 2)
+    for key, model in (("patches", "pattnet-multilabel"), ("mesh", "pattnet-geometry")):
+        b = branch_run(run, tmp_path / key, key)
+        res = evaluate_run(b.path, write=False)
+        assert np.isfinite(res.pooled.loc["Avg", "auc"])
+        assert b.read_info()["model"] == model and b.read_config()["model"] == model
+        with np.load(b.fold(1).predictions) as z:
+            assert np.array_equal(z["prob"], branch_prob[:, 0 if key == "patches" else 1])
+        ck = load_checkpoint(export_run(b.path, tmp_path / f"{key}.pt").path, check_template=False)
+        assert ck.model.name == model
+        rows = np.arange(4)
+        arrays = {"patches": st.patches(rows), "mesh": st.mesh(rows)}
+        refs = {"patches": np.repeat(fused.reference[None], 4, 0),
+                "mesh": np.repeat(fused.mesh_reference[None], 4, 0)}
+        with torch.no_grad():
+            whole = fused.model.eval()(model_inputs(arrays, ("patches", "mesh"), references=refs))
+            alone = ck.model.eval()(model_inputs(arrays, ck.input_kinds, references=refs))
+        want = whole.aux[0 if key == "patches" else 1]
+        assert torch.allclose(alone.logits, want, atol=1e-5)
+    with pytest.raises(PattnetError, match="has no branch"):
+        branch_run(tmp_path / "mesh", tmp_path / "again", "patches")
+    with pytest.raises(PattnetError, match="holds a run already"):
+        branch_run(run, tmp_path / "patches", "patches")

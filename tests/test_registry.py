@@ -86,3 +86,51 @@ def test_detect_with_every_model(name, mode, tmp_path, face_photo):
     assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
     occurs = df[[f"AU{a:02d}_c" for a in AUS]].to_numpy()
     np.testing.assert_array_equal(occurs, (probs >= 0.5).astype(occurs.dtype))
+
+
+def test_a_model_added_to_the_registry_appears_everywhere(tmp_path, capsys):
+    """The registry is the one home of a model's facts: a new entry shows in `pattnet models`,
+    is accepted by `pattnet train`, takes its place in the tables' order and in the attention
+    figure's list, with no other edit."""
+    from pattnet.cli import main
+    from pattnet.evaluate.run import RunInfo, model_order_key
+    from pattnet.models import (
+        _REGISTRY,
+        attention_models,
+        build,
+        model_facts,
+        register_model,
+        table_rank,
+    )
+    from pattnet.models.networks import ModelConfig
+    from pattnet.report.tables import _table1_key, paper_row_for
+
+    name = "dummy-holistic"
+
+    @register_model(name, "a dummy: the holistic CNN under another name", table3=1, table1=0,
+                    paper="holistic", attention=True, grid=9)
+    def _dummy(aus, mode="per-au", **kw):
+        return build(name, list(aus), ModelConfig(**kw), mode, "holistic")
+
+    try:
+        assert name in list_models() and model_facts(name).paper == "holistic"
+        assert main(["models"]) == 0
+        assert f"{name} " in capsys.readouterr().out
+        assert name in attention_models()
+        run = RunInfo(path=tmp_path, model=name, aus=(1,), folds=(1,), dataset=None, threshold=0.5)
+        assert model_order_key(run) == (1, 0) and _table1_key(run) == (0, 0)
+        assert paper_row_for(name, "f1") is paper_row_for("holistic", "f1")
+        assert table_rank("not-registered") > table_rank(name)
+        from pattnet.reproduce.grid import _grid
+
+        assert _grid()[-1].name == name  # the paper's grid, in the registry's order
+        from helpers import toy_store
+
+        toy_store(tmp_path / "store", n=24, aus=(1,))
+        rc = main(["train", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "--model",
+                   name, "--fold", "1", "--epochs", "1", "--set", "batch_size=8",
+                   "num_workers=0", "--no-progress"])
+        assert rc == 0 and (tmp_path / "run" / "fold1" / "predictions.npz").is_file()
+    finally:
+        del _REGISTRY[name]
+    assert name not in list_models()

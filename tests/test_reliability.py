@@ -707,3 +707,31 @@ def test_a_run_saved_with_the_old_empty_extra_still_resumes(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"lr": 0.01, "extra": {}}))
     assert RunDir(tmp_path / "run").read_config() == {"lr": 0.01}
+
+
+def test_a_store_of_one_person_is_said_to_be_untrainable(tmp_path, capsys, faces_dir):
+    import shutil
+
+    shutil.copy(faces_dir / "single_face.jpg", tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("path,subject,AU12\na.jpg,S1,1\n")
+    rc = main(["prepare", "--dataset", "manifest", "--root", str(tmp_path / "m.csv"), "--out",
+               str(tmp_path / "st"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "warning" in err and "1 subject(s) only" in err, err
+    rc = main(["train", str(tmp_path / "st"), "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+
+
+def test_one_picture_labelled_twice_differently_is_a_conflict_not_two_frames(tmp_path, capsys,
+                                                                           faces_dir):
+    import shutil
+
+    shutil.copy(faces_dir / "single_face.jpg", tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("path,subject,AU12\na.jpg,S1,1\na.jpg,S1,0\n")
+    rc = main(["prepare", "--dataset", "manifest", "--root", str(tmp_path / "m.csv"), "--out",
+               str(tmp_path / "st"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no usable frame" in err, err
+    report = (tmp_path / "st" / "prepare_report.csv").read_text()
+    assert "a.jpg at lines 2, 3" in report and "rows conflict" in report

@@ -32,6 +32,9 @@ _LAZY = {
     "register_video": "pattnet.registration",
     "crop_patches": "pattnet.patches",
     "Detector": "pattnet.detect",
+    "read_detections": "pattnet.detect",
+    "read_openface": "pattnet.detect",
+    "compare_detections": "pattnet.detect",
 }
 
 __all__ = ["BP4D_AUS", "DISFA_AUS", "__version__", "au_name", *_LAZY]

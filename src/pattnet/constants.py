@@ -54,3 +54,6 @@ def au_name(au: int) -> str:
 N_FOLDS = 3
 VAL_FRACTION = 0.15
 SPLIT_SEED = 0
+
+#: The layouts ``pattnet detect --format`` writes (pattnet.detect.openface: OpenFace 2.0's).
+DETECT_FORMATS: tuple[str, ...] = ("pattnet", "openface")

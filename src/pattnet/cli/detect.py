@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pattnet.cli.outcome import Outcome
+from pattnet.constants import DETECT_FORMATS
 
 if TYPE_CHECKING:
     from pattnet.detect import Detector
@@ -75,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos: an AU turns on at its threshold + M and off below its "
                              "threshold - M, so that jitter does not make it flicker (default "
                              "0.1; 0 = the bare threshold)")
+    parser.add_argument("--format", choices=DETECT_FORMATS, default="pattnet",
+                        help="the CSV's layout: pattnet (default) or openface (OpenFace 2.0's "
+                             "column names, order and units, frames from 1; docs/detect.md)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results of the same name in DIR (default: keep them and "
                              "write the new ones beside them, e.g. clip-2.csv)")
@@ -143,7 +147,7 @@ def _detect_one(det: Detector, src: Path | int, stem: str, args: argparse.Namesp
     try:
         s = det.detect_to_files(src, args.out / f"{stem}.csv", overlay=overlay, plot=plot,
                                 max_frames=args.max_frames, progress=not args.no_progress,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, layout=args.format)
     except PattnetError as exc:
         outcome.fail(src, str(exc))
         return True

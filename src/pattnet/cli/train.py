@@ -12,7 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory to create (or resume)")
     p.add_argument("--fold", default="all", help="1, 2, 3 (comma-separated) or all [all]")
     p.add_argument("--model", default=None,
-                   help="pattnet | pattnet-softmax | pattnet-multilabel | single-patch | holistic")
+                   help="a registered model (`pattnet models` lists and describes them; default "
+                        "the config's, pattnet)")
     p.add_argument("--patch", type=int, default=None, help="single-patch baseline: 1..9")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--config", default=None, help="YAML/TOML file overriding TrainConfig fields")

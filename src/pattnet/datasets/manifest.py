@@ -130,7 +130,9 @@ class ManifestAdapter(DatasetAdapter):
             yield self._session_labels(subject, session, rows)
 
     def _session_labels(self, subject: str, session: str, rows: list[_ManifestRow]) -> SessionLabels:
-        """Identical duplicate rows merged, frames whose rows differ skipped, uncoded frames left out."""
+        """Identical duplicate rows merged, frames whose rows differ skipped, uncoded frames left
+        out. A picture given on several rows as several frames counts as a duplicate too: the
+        same labels are kept once, differing ones are all skipped."""
         lab = SessionLabels(subject, session, [], [], sources=[])
         by_frame: dict[int, tuple[int, Path, int | None, tuple[int, ...]]] = {}
         dups: list[str] = []
@@ -143,6 +145,15 @@ class ManifestAdapter(DatasetAdapter):
                     conflicts.append(frame)
                 continue
             by_frame[frame] = (line, source, sframe, labels)
+        # one image (or video frame) given as several frames: the same picture labelled twice
+        by_source: dict[tuple[Path, int | None], list[int]] = {}
+        for f, (_, source, sframe, _) in sorted(by_frame.items()):
+            by_source.setdefault((source, sframe), []).append(f)
+        for frames in (fs for fs in by_source.values() if len(fs) > 1):
+            lines = [by_frame[f][0] for f in frames]
+            dups.append(f"{by_frame[frames[0]][1].name} at lines {', '.join(map(str, lines))}")
+            same = len({by_frame[f][3] for f in frames}) == 1
+            conflicts.extend(frames[1:] if same else frames)
         for f in conflicts:
             by_frame.pop(f, None)
         for f in sorted(by_frame):
@@ -158,13 +169,15 @@ class ManifestAdapter(DatasetAdapter):
                 "duplicate_frame",
                 f"{self.csv_path}: {len(dups)} duplicate frame row(s) ({examples(dups)}); "
                 "identical rows merged"
-                + (f", {len(set(conflicts))} frame(s) with differing rows skipped"
+                + (f", {len(set(conflicts))} frame(s) with differing or repeated rows skipped"
                    if conflicts else ""),
                 subject, session, self.csv_path, tuple(sorted(set(conflicts))),
             ))
         if not lab.frames:
+            why = ("every frame's rows conflict" if conflicts and not by_frame
+                   else "every AU is -1/empty")
             lab.problems.append(Problem(
-                "empty_session", f"{self.csv_path}: no coded frames (every AU is -1/empty)",
+                "empty_session", f"{self.csv_path}: no coded frames ({why})",
                 subject, session, self.csv_path))
         return lab
 

@@ -134,6 +134,38 @@ def _train(paths: DemoPaths, m: DemoModel, progress: bool) -> None:
     train(paths.store, m.run, m.train, folds="all", progress=progress)
 
 
+def _branch_of(models: list[DemoModel]) -> str | None:
+    """The branch of the fusion model that is the patch model (then one training gives both),
+    or None when the patch model is another network (``--paper``'s per-AU networks)."""
+    from pattnet.models import model_branches
+
+    if len(models) < 2:
+        return None
+    patch, fusion = models[0], models[-1]
+    found = [b.key for b in model_branches(fusion.train.model) if b.model == patch.train.model]
+    return found[0] if found else None
+
+
+def _train_all(paths: DemoPaths, models: list[DemoModel], clock: _StageClock,
+               progress: bool) -> None:
+    """Train each model, except a patch model that the fusion model holds as its branch: that
+    one is the fusion training's branch, written out as a run of its own."""
+    from pattnet.train import branch_run
+
+    branch = _branch_of(models)
+    trained = [models[-1]] if branch else models
+    for m in trained:
+        with clock.stage(f"3/6 train: {m.train.model}, subject-independent 3-fold "
+                         "cross-validation", f"train {m.key}"):
+            _train(paths, m, progress)
+    if branch:
+        patch = models[0]
+        with clock.stage(f"3/6 {patch.train.model}: the {branch} branch of {models[-1].train.model}"
+                         ", trained with it (one training, two models)", "branch"):
+            shutil.rmtree(patch.run, ignore_errors=True)
+            branch_run(models[-1].run, patch.run, branch)
+
+
 def _evaluate_and_report(paths: DemoPaths, models: list[DemoModel]) -> tuple[list[Any], Any]:
     """Each run's evaluation (Tables 1-2) and one report over all of them (Table 3, figures)."""
     from pattnet.evaluate import evaluate_run
@@ -231,10 +263,7 @@ def run_demo(
     with clock.stage("2/6 prepare: register every image, cut the 9 patches, keep the mesh, "
                      "write the store", "prepare"):
         _prepare(paths, progress)
-    for m in models:
-        with clock.stage(f"3/6 train: {m.train.model}, subject-independent 3-fold "
-                         "cross-validation", f"train {m.key}"):
-            _train(paths, m, progress)
+    _train_all(paths, models, clock, progress)
     with clock.stage("4/6 evaluate and report: Tables 1-3, Figures 2-4", "evaluate+report"):
         results, rep = _evaluate_and_report(paths, models)
     with clock.stage("5/6 detect: export each model, run it on the schedule video", "detect"):

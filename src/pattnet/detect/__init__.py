@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pattnet.detect.calibration import PersonReference
 from pattnet.detect.detector import Detector
+from pattnet.detect.openface import compare_detections, read_openface
 from pattnet.detect.schema import (
     BASE_COLUMNS,
     PROB_DECIMALS,
@@ -31,4 +32,5 @@ from pattnet.detect.writers import DetectSummary
 __all__ = ["BASE_COLUMNS", "PROB_DECIMALS", "DetectSummary", "Detector", "FaceResult", "FrameResult",
            "PersonReference",
            "check_source", "columns", "default_threads", "default_workers", "frame_count",
-           "frame_rate", "frame_rows", "read_detections", "to_dataframe"]
+           "compare_detections", "frame_rate", "frame_rows", "read_detections", "read_openface",
+           "to_dataframe"]

@@ -333,6 +333,7 @@ class Detector:
         progress: bool = True,
         on_frame: Callable[[FrameResult], None] | None = None,
         overwrite: bool = False,
+        layout: str = "pattnet",
     ) -> DetectSummary:
         """Stream one input to a CSV (written as it goes), and optionally an overlay and a plot.
 
@@ -346,10 +347,13 @@ class Detector:
         writing the same names at the same time) is never replaced unless ``overwrite``: the new
         files take the next free names (``clip-2.csv``), and the summary's ``csv`` and
         ``renamed_from`` say so.
+
+        ``layout="openface"`` writes OpenFace 2.0's columns, units and 1-based frames
+        (:mod:`pattnet.detect.openface`); :func:`pattnet.detect.read_detections` reads both.
         """
         check_source(source)
         files = DetectionFiles(source, csv_path, self.aus, self.threshold, overlay=overlay,
-                               plot=plot, overwrite=overwrite)
+                               plot=plot, overwrite=overwrite, layout=layout)
         frames = self.stream(source, max_frames=max_frames, keep_frames=files.overlay is not None)
         return files.write(frames, max_frames=max_frames, progress=progress, on_frame=on_frame)
 

@@ -111,14 +111,20 @@ def _fix_dtypes(df: Any) -> Any:
 
 
 def read_detections(path: str | Path) -> Any:
-    """Read a detection CSV into the DataFrame :meth:`pattnet.detect.Detector.detect` returns.
+    """Read a detection CSV into the DataFrame :meth:`pattnet.detect.Detector.detect` returns:
+    pattnet's layout, ``--format openface`` and OpenFace 2.0's own CSVs alike
+    (:mod:`pattnet.detect.openface`).
 
     ``#`` lines (the ``# stopped after frame N`` marker of a damaged video) are skipped; floats
     are parsed exactly (``round_trip``), so the values equal the API's.
     """
     import pandas as pd
 
-    df = pd.read_csv(path, comment="#", float_precision="round_trip")
+    from pattnet.detect.openface import from_openface, is_openface_header
+
+    df = pd.read_csv(path, comment="#", float_precision="round_trip", skipinitialspace=True)
+    if is_openface_header(list(df.columns)):  # OpenFace's own, or ``--format openface``
+        return from_openface(df, path)
     return _fix_dtypes(df)
 
 

@@ -75,8 +75,10 @@ class CsvTable:
     the next free name beside it (``clip-2.csv``)."""
 
     def __init__(self, path: Path, header: Sequence[str], overwrite: bool = False,
-                 preamble: Sequence[str] = ()) -> None:
+                 preamble: Sequence[str] = (),
+                 convert: Callable[[Sequence[Any]], Sequence[Any]] | None = None) -> None:
         self.path = path
+        self._convert = convert  # pattnet's row -> the row of another layout (OpenFace's)
         self._file = GrowingFile(path, overwrite=True, apart=not overwrite)
         self.partial = self._file.partial
         self._header = list(header)
@@ -92,6 +94,8 @@ class CsvTable:
         self._writer.writerow(self._header)
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        if self._convert is not None:
+            rows = [self._convert(row) for row in rows]
         self._writer.writerows([csv_field(v) for v in row] for row in rows)
 
     def comment(self, text: str) -> None:
@@ -120,7 +124,9 @@ class DetectionFiles:
 
     def __init__(self, source: str | Path | int, csv_path: str | Path, aus: Sequence[int],
                  threshold: np.ndarray, *, overlay: str | Path | None = None,
-                 plot: str | Path | None = None, overwrite: bool = False) -> None:
+                 plot: str | Path | None = None, overwrite: bool = False,
+                 layout: str = "pattnet") -> None:
+        from pattnet.detect.openface import OpenFaceRows, check_format
         from pattnet.detect.overlay import OVERLAY_SUFFIXES
         from pattnet.io.atomic import check_output_file
 
@@ -136,7 +142,12 @@ class DetectionFiles:
             check_output_file(plot, "--plot", (".png",))
         path.parent.mkdir(parents=True, exist_ok=True)
         turned = source_orientation(source)
-        self.table = CsvTable(path, columns(self.aus), overwrite, [turned] if turned else [])
+        preamble = [turned] if turned else []
+        if check_format(layout) == "openface":
+            rows = OpenFaceRows(self.aus)
+            self.table = CsvTable(path, rows.header, overwrite, preamble, rows.convert)
+        else:
+            self.table = CsvTable(path, columns(self.aus), overwrite, preamble)
         self.overwrite = overwrite
         self.overlay: Any = None
         if overlay is not None:

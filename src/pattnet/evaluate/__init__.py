@@ -19,7 +19,6 @@ from pattnet.evaluate.evaluation import evaluate_run, write_eval
 from pattnet.evaluate.metrics import au_metrics, f1_thresholds, mean_attention
 from pattnet.evaluate.result import EvalResult
 from pattnet.evaluate.run import (
-    MODEL_ORDER,
     FoldPredictions,
     RunInfo,
     find_folds,
@@ -30,7 +29,6 @@ from pattnet.evaluate.run import (
 from pattnet.evaluate.tables import ours_label, tables_markdown
 
 __all__ = [
-    "MODEL_ORDER",
     "Comparison",
     "EvalResult",
     "FoldPredictions",

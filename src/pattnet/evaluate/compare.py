@@ -90,7 +90,9 @@ def _paper_cells(au: int | None) -> list[str]:
 
 def _table(f1: pd.DataFrame, infos: Mapping[str, RunInfo], aus: list[int]) -> str:
     order = list(infos)
-    patch_cols = [k for k in order if infos[k].model == "single-patch"]
+    from pattnet.models import one_patch_model
+
+    patch_cols = [k for k in order if one_patch_model(infos[k].model)]
     header = ["AU"] + order + ["paper best patch", "paper PAttNet"]
     rows = []
     for a, name in zip([*aus, None], f1.index, strict=True):

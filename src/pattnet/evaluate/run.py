@@ -18,9 +18,6 @@ import numpy as np
 from pattnet.errors import PattnetError
 from pattnet.runs import FoldDir, RunDir
 
-#: Model names a run can have (``run.json`` "model"), in Table 3's column order.
-MODEL_ORDER = ("single-patch", "holistic", "pattnet-softmax", "pattnet", "pattnet-multilabel")
-
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -57,10 +54,11 @@ class FoldPredictions:
 
 
 def model_order_key(run: RunInfo) -> tuple[int, int]:
-    """Sort key putting runs in Table 3's order: single patches P1..P9, holistic, softmax,
-    sigmoid, then models this version does not know."""
-    k = MODEL_ORDER.index(run.model) if run.model in MODEL_ORDER else len(MODEL_ORDER)
-    return (k, run.patch or 0)
+    """Sort key putting runs in Table 3's order (the registry's: single patches P1..P9,
+    holistic, softmax, sigmoid, then the other models), then models this version does not know."""
+    from pattnet.models import table_rank
+
+    return (table_rank(run.model, "table3"), run.patch or 0)
 
 
 def read_run(run_dir: str | Path) -> RunInfo:
@@ -133,5 +131,5 @@ def load_fold(run: RunInfo, fold: int) -> FoldPredictions:
                            selected=fd.read_selected())
 
 
-__all__ = ["MODEL_ORDER", "FoldPredictions", "RunInfo", "find_folds", "load_fold",
+__all__ = ["FoldPredictions", "RunInfo", "find_folds", "load_fold",
            "model_order_key", "read_run"]

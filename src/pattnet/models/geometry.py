@@ -93,8 +93,7 @@ class FusionNet(nn.Module):
         g = self.geometry(x["mesh"])
         w = torch.sigmoid(self.gate.float())
         lp, lg = p.logits.float(), g.logits.float()
-        aux = (lp, lg) if self.training else ()
-        return ModelOutput(w * lp + (1 - w) * lg, p.attention, aux)
+        return ModelOutput(w * lp + (1 - w) * lg, p.attention, (lp, lg))
 
     def branch_logits(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 2, A): each branch's own logits, patches first."""

@@ -22,12 +22,14 @@ How the work is cut, and why:
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pattnet.constants import N_FOLDS
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import check_output_dir
 from pattnet.prepare.jobs import JobSettings, SessionResult, chunk_order
@@ -101,10 +103,23 @@ def prepare(
             "frames_per_second_this_run": round(frames_done / work_s, 2) if work_s > 0 else None,
         })
         paths = write_report(out, report)
+    _check_trainable(out, store, paths[0], shard)
+    return PrepareResult(store, report, paths, frames_done, time.monotonic() - t_start)
+
+
+def _check_trainable(out: Path, store: Any, report: Path, shard: tuple[int, int] | None) -> None:
+    """A store train would refuse, said now: none of its frames usable (an error), or fewer
+    people than the protocol's folds (a warning: it still serves registration checks, stats)."""
     if int(store.success.sum()) == 0:  # train would fail on it later, with less to say
         raise PattnetError(f"{out}: no usable frame: {len(store)} frame(s), none registered "
-                           f"with labels; each session's problems are in {paths[0]}")
-    return PrepareResult(store, report, paths, frames_done, time.monotonic() - t_start)
+                           f"with labels; each session's problems are in {report}")
+    people = len(set(store.subjects[store.success.astype(bool)].tolist()))
+    if shard is None and people < N_FOLDS:  # a shard may hold few people; merged, it may not
+        # a store of few people still serves registration checks and stats: said, not refused
+        print(f"pattnet: warning: {out}: usable frames of {people} subject(s) only; "
+              f"subject-independent {N_FOLDS}-fold cross-validation needs at least {N_FOLDS}, so "
+              "pattnet train will refuse this store (add people and run prepare again to extend "
+              "it)", file=sys.stderr)
 
 
 def _redo_stale(echo: Callable[[str], None], writer: StoreWriter, plan: DatasetPlan) -> None:

@@ -21,7 +21,6 @@ from pattnet.report.runs import ReportRun
 #: Attention rows of Figure 4: which test frames each mean is over.
 CODED, PRESENT = "coded frames", "AU present"
 #: Attention models, sigmoid first: the paper's Fig. 4 shows sigmoid (its method), then softmax.
-ATTENTION_MODELS = ("pattnet", "pattnet-multilabel", "pattnet-softmax")
 
 #: One run's maps: frame set (CODED, PRESENT) -> (AU x P1..P9 means, frames counted per AU).
 RunMaps = dict[str, tuple[pd.DataFrame, np.ndarray]]
@@ -73,8 +72,9 @@ def attention_maps(rr: ReportRun) -> RunMaps | None:
 def all_attention_maps(runs: Sequence[ReportRun]) -> dict[str, RunMaps]:
     """Maps of every run with attention, keyed by run, sigmoid runs before softmax ones."""
     def order(rr: ReportRun) -> int:
-        m = rr.run.model
-        return ATTENTION_MODELS.index(m) if m in ATTENTION_MODELS else len(ATTENTION_MODELS)
+        from pattnet.models import table_rank
+
+        return table_rank(rr.run.model, "table1")
 
     maps: dict[str, RunMaps] = {}
     for rr in sorted((rr for rr in runs if rr.result.attention is not None), key=order):
@@ -98,5 +98,5 @@ def attention_long(maps: Mapping[str, RunMaps], runs: Mapping[str, ReportRun]) -
     return pd.concat(parts, ignore_index=True)
 
 
-__all__ = ["ATTENTION_MODELS", "CODED", "PRESENT", "RunMaps", "all_attention_maps",
+__all__ = ["CODED", "PRESENT", "RunMaps", "all_attention_maps",
            "attention_long", "attention_maps"]

@@ -13,8 +13,8 @@ import pandas as pd
 
 from pattnet.errors import PattnetError
 from pattnet.io.atomic import atomic_write_text
+from pattnet.models import attention_models
 from pattnet.report.attention import (
-    ATTENTION_MODELS,
     CODED,
     PRESENT,
     RunMaps,
@@ -96,7 +96,7 @@ class _Writer:
         maps = all_attention_maps(runs)
         if not maps:
             self.notes.append("Figure 4 skipped: no run has attention weights (attention models: "
-                              + ", ".join(ATTENTION_MODELS) + ").")
+                              + ", ".join(attention_models()) + ").")
             return maps, None
         attention = attention_long(maps, {rr.key: rr for rr in runs})
         csv = self.out / "fig4_attention.csv"

@@ -27,13 +27,13 @@ from pattnet.paper import (
 )
 from pattnet.report.runs import ReportRun
 
-#: Column order of Tables 1 and 2: the paper's Table 1 rows (sigmoid, softmax, holistic).
-_TABLE1_ORDER = ("pattnet", "pattnet-multilabel", "pattnet-softmax", "holistic", "single-patch")
-
 
 def _table1_key(run: RunInfo) -> tuple[int, int]:
-    k = _TABLE1_ORDER.index(run.model) if run.model in _TABLE1_ORDER else len(_TABLE1_ORDER)
-    return (k, run.patch or 0)
+    """Column order of Tables 1 and 2 (the registry's): the paper's Table 1 rows (sigmoid,
+    softmax, holistic) with our variants beside them."""
+    from pattnet.models import table_rank
+
+    return (table_rank(run.model, "table1"), run.patch or 0)
 
 
 def au_union(runs: Sequence[ReportRun]) -> list[int]:
@@ -45,11 +45,12 @@ def au_union(runs: Sequence[ReportRun]) -> list[int]:
 def paper_row_for(model: str, metric: str) -> PaperRow | None:
     """The paper's row to print beside a run of ``model``. The multi-label variant has the
     paper's sigmoid attention (trained as one network for all AUs), so it sits beside PAttNet."""
+    from pattnet.models import list_models, model_facts
+
+    paper = model_facts(model).paper if model in list_models() else None
     if metric == "f1":
-        if model == "pattnet-multilabel":
-            return F1_PATTNET
-        return F1_BY_MODEL.get(model)
-    if metric == "auc" and model in ("pattnet", "pattnet-multilabel"):
+        return F1_BY_MODEL.get(paper) if paper else None
+    if metric == "auc" and paper == "pattnet":  # the paper gives AUC for PAttNet only
         return AUC_PATTNET
     return None
 

@@ -32,13 +32,20 @@ class Experiment:
                                    patch=self.patch if self.patch is not None else base.patch)
 
 
-GRID: tuple[Experiment, ...] = (
-    Experiment("pattnet", "pattnet"),
-    Experiment("pattnet-softmax", "pattnet-softmax"),
-    Experiment("holistic", "holistic"),
-    *(Experiment(f"single-patch-P{p}", "single-patch", p) for p in range(1, N_PATCHES + 1)),
-    Experiment("pattnet-multilabel", "pattnet-multilabel"),
-)
+def _grid() -> tuple[Experiment, ...]:
+    """The registry's grid models in its order; a one-patch model once per patch (P1..P9)."""
+    from pattnet.models import grid_models, one_patch_model
+
+    out: list[Experiment] = []
+    for m in grid_models():
+        if one_patch_model(m):
+            out += [Experiment(f"{m}-P{p}", m, p) for p in range(1, N_PATCHES + 1)]
+        else:
+            out.append(Experiment(m, m))
+    return tuple(out)
+
+
+GRID: tuple[Experiment, ...] = _grid()
 
 
 def select(only: list[str] | None, skip: list[str] | None) -> list[Experiment]:

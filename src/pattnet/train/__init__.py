@@ -7,6 +7,7 @@
 from pattnet.runtime import intra_op_threads, tune_cpu_allocator
 from pattnet.train.api import train
 from pattnet.train.batches import EpochBatches, FoldData, StoreBatches, batch_loader, fold_indices
+from pattnet.train.branches import branch_run
 from pattnet.train.build import fold_model, make_optimizer, model_from_config, param_groups
 from pattnet.train.config import TrainConfig
 from pattnet.train.history import select_epoch, write_history
@@ -31,6 +32,7 @@ __all__ = [
     "Trainer",
     "backward_networks",
     "batch_loader",
+    "branch_run",
     "fold_indices",
     "fold_model",
     "intra_op_threads",

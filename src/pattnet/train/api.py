@@ -176,7 +176,9 @@ def _write_run(run: RunDir, cfg: TrainConfig, store_path: str | Path, aus: list[
         "n_folds": len(fold_lists), "fold_subjects": fold_lists,
         "torch": torch.__version__,
     }
-    if cfg.model == "single-patch":
+    from pattnet.models import one_patch_model
+
+    if one_patch_model(cfg.model):
         info["patch"] = cfg.patch
     atomic_write_json(run.info, info)
 

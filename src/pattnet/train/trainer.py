@@ -200,12 +200,14 @@ class Trainer:
         self.model.eval()
         sampler = EpochBatches(indices, max(self.cfg.batch_size, 64), 0, shuffle=False)
         loader = batch_loader(ds or self.ds, sampler, self.cfg.num_workers)
-        probs, atts, labels = [], [], []
+        probs, atts, labels, branches = [], [], [], []
         bar = _progress(len(sampler), desc, self.progress and self.dist.main, unit="batch")
         for batch in loader:
             with self._autocast():
                 out = self.model(self._input(batch))
             probs.append(torch.sigmoid(out.logits.float()).cpu().numpy())
+            if out.aux:
+                branches.append(torch.sigmoid(torch.stack(out.aux, 1).float()).cpu().numpy())
             labels.append(batch["y"].numpy())
             if out.attention is not None:
                 atts.append(out.attention.float().cpu().numpy().astype(np.float16))
@@ -219,6 +221,8 @@ class Trainer:
         }
         if atts:
             res["attention"] = np.concatenate(atts)
+        if branches:  # (N, branches, A): a fusion model's branches on their own, patches first
+            res["branch_prob"] = np.concatenate(branches)
         return res
 
     def heldout(self, indices: np.ndarray) -> StoreBatches:

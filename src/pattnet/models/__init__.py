@@ -189,14 +189,13 @@ def create_model(name: str, aus: Sequence[int] = BP4D_AUS, **kwargs: Any) -> AUM
     ``mode`` is ``per-au`` (independent networks, the paper) or ``multilabel`` (one network with
     A outputs).
     """
-    if name not in _REGISTRY:
-        raise PattnetError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    facts = model_facts(name)
     mode = kwargs.get("mode")
     if mode is not None and mode not in ("per-au", "multilabel"):
         raise PattnetError(f"mode must be 'per-au' or 'multilabel', not {mode!r}")
     if not aus:
         raise PattnetError("a model needs at least one AU")
-    return _REGISTRY[name].build(aus, **kwargs)
+    return facts.build(aus, **kwargs)
 
 
 def model_from_settings(settings: Mapping[str, Any], aus: Sequence[int]) -> AUModel:

@@ -96,9 +96,8 @@ class FusionNet(nn.Module):
         return ModelOutput(w * lp + (1 - w) * lg, p.attention, (lp, lg))
 
     def branch_logits(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 2, A): each branch's own logits, patches first."""
-        return torch.stack([self.patch(x["patches"]).logits.float(),
-                            self.geometry(x["mesh"]).logits.float()], dim=1)
+        """(B, 2, A): each branch's own logits, patches first (``ModelOutput.aux``)."""
+        return torch.stack(self(x).aux, dim=1)
 
     @torch.no_grad()
     def fit_gates(self, branch: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor],

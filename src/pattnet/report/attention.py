@@ -20,7 +20,6 @@ from pattnet.report.runs import ReportRun
 
 #: Attention rows of Figure 4: which test frames each mean is over.
 CODED, PRESENT = "coded frames", "AU present"
-#: Attention models, sigmoid first: the paper's Fig. 4 shows sigmoid (its method), then softmax.
 
 #: One run's maps: frame set (CODED, PRESENT) -> (AU x P1..P9 means, frames counted per AU).
 RunMaps = dict[str, tuple[pd.DataFrame, np.ndarray]]

@@ -86,10 +86,9 @@ def branch_run(run_dir: str | Path, out: str | Path, branch: str = "patches") ->
     dst.path.mkdir(parents=True, exist_ok=True)
     cfg = from_dict(TrainConfig, {**cfg_d, "model": b.model}, f"{src.config}: ")
     save_config(cfg, dst.config)
-    for kind in ("patches", "mesh"):
-        ref = src.references_of(kind)
-        if ref.is_file() and (kind == b.key or (b.key == "patches" and kind != "mesh")):
-            shutil.copyfile(ref, dst.references_of(kind))
+    ref = src.references_of(b.key)  # the subject references of the branch's input only
+    if ref.is_file():
+        shutil.copyfile(ref, dst.references_of(b.key))
     for fd in folds:
         _fold_copy(fd, dst.fold(fd.number), b)
     atomic_write_json(dst.info, {**info, "model": b.model,
